@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny real models (built once, cached by version) and their configs.
+
+Fixtures (session-scoped, paths to ``save_pretrained`` folders):
+
+- ``tiny_qwen3_dir``: Qwen3 architecture, ChatML chat template.
+- ``tiny_gemma3_dir``: Gemma3 architecture, Gemma-style chat template.
+- ``tiny_base_dir``: Qwen3 without a chat template (the engine's fallback applies).
+- ``never_close_thinking_dir``: Qwen3 that always emits ``" ok"`` and never ``</think>``.
+
+``tiny_engine_config(path)`` (from ``tests.tiny_models``) turns a path into an
+`EngineConfig`; the ``tiny_engine_config`` fixture returns that helper.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import cached_tiny_model
+from tests.tiny_models import tiny_engine_config as _tiny_engine_config
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir() -> Path:
+    return cached_tiny_model("qwen3", "qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir() -> Path:
+    return cached_tiny_model("gemma3", "gemma3")
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir() -> Path:
+    return cached_tiny_model("qwen3-base", "qwen3", chat_template=False)
+
+
+@pytest.fixture(scope="session")
+def never_close_thinking_dir() -> Path:
+    return cached_tiny_model("qwen3-never-close", "qwen3", never_close_thinking=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine_config() -> Callable[..., object]:
+    return _tiny_engine_config

@@ -1,0 +1,1 @@
+"""The learned parts of thinkgate: difficulty router, complexity predictor, Self-REF."""

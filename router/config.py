@@ -1,0 +1,326 @@
+"""Configuration: one pydantic model per concern, loaded from one YAML file plus env overrides.
+
+Sources, later wins: built-in defaults (the embedded Gemma 3 270M default) < YAML file
+(``--config`` or ``THINKGATE_CONFIG``) < environment variables ``THINKGATE__<SECTION>__<FIELD>``
+(double underscores separate nesting levels; values are parsed as YAML scalars), e.g.
+``THINKGATE__GATEWAY__PORT=9000`` or ``THINKGATE__ROUTING__STRONG_SHARE=0.3``.
+
+Example::
+
+    config = load_config("thinkgate.yaml")
+    config.small.engine.model   # "embedded:gemma3-270m"
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from router._exceptions import ConfigError
+
+EMBEDDED_GEMMA = "embedded:gemma3-270m"
+ENV_PREFIX = "THINKGATE__"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThinkingMarkers(_Strict):
+    """How a model marks its reasoning section."""
+
+    open: str = Field("<think>", description="Text that opens the thinking section.")
+    close: str = Field("</think>", description="Text that closes the thinking section.")
+    close_sequence: str = Field(
+        "</think>\n\n",
+        description="What budget forcing appends when the budget is spent: the closing "
+        "marker plus newline(s) before the answer.",
+    )
+
+
+class EngineConfig(_Strict):
+    """One model backend."""
+
+    kind: Literal["transformers", "openai"] = Field(
+        "transformers", description="`transformers` (in-process) or `openai` (HTTP upstream)."
+    )
+    model: str = Field(
+        EMBEDDED_GEMMA,
+        description="transformers: local path, hub id, a .gguf file, or "
+        f"`{EMBEDDED_GEMMA}` (PyPI package, converted once and cached). openai: the "
+        "upstream model name.",
+    )
+    served_name: str | None = Field(
+        None, description="Name the model answers as (response `model`); default: derived."
+    )
+    gguf_file: str | None = Field(
+        None, description="GGUF file name inside `model` when `model` is a folder or hub id."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where to run a transformers model; auto = cuda when available."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weights dtype; auto = bfloat16 on cuda, float32 on cpu."
+    )
+    chat_template: str | None = Field(
+        None,
+        description="Jinja chat template overriding the tokenizer's; base models without a "
+        "template get thinkgate's documented fallback (`router.engines.chat_template`).",
+    )
+    context_length: int | None = Field(
+        None, gt=0, description="Override the model's context window (tokens)."
+    )
+    thinking: ThinkingMarkers = Field(
+        default_factory=ThinkingMarkers, description="Thinking markers of this model."
+    )
+    adapter_path: str | None = Field(
+        None, description="A PEFT adapter (e.g. Self-REF confidence tokens) to load on top."
+    )
+    base_url: str | None = Field(
+        None, description="openai: base URL of the upstream, e.g. http://vllm:8000/v1."
+    )
+    api_key_env: str | None = Field(
+        None, description="openai: name of the env variable holding the upstream API key."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Per-call timeout for an upstream.")
+    budget_mode: Literal["two_phase", "native"] = Field(
+        "two_phase",
+        description="openai: enforce thinking budgets by two-phase forcing, or pass "
+        "`thinking_token_budget` through to an upstream that supports it (vLLM).",
+    )
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> EngineConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required when kind is 'openai'")
+        return self
+
+
+class AutoscalingConfig(_Strict):
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas.")
+    max_replicas: int = Field(1, ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(2.0, gt=0, description="Per-replica load target.")
+    upscale_delay_s: float = Field(10.0, ge=0, description="Wait before scaling up.")
+    downscale_delay_s: float = Field(120.0, ge=0, description="Wait before scaling down.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must be <= max_replicas")
+        return self
+
+
+class DeploymentConfig(_Strict):
+    """Ray Serve settings of one tier."""
+
+    num_replicas: int = Field(1, ge=1, description="Fixed replica count (no autoscaling).")
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Autoscaling instead of a fixed count."
+    )
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0 on CPU).")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs per replica.")
+    accelerator_type: str | None = Field(None, description="e.g. 'A10G', 'H100'.")
+    max_ongoing_requests: int = Field(32, ge=1, description="Backpressure per replica.")
+    health_check_period_s: float = Field(10.0, gt=0, description="Ray health-check period.")
+    max_batch_size: int = Field(8, ge=1, description="Dynamic batching: most requests a batch.")
+    batch_wait_timeout_s: float = Field(0.02, ge=0, description="Dynamic batching: wait.")
+    timeout_s: float = Field(300.0, gt=0, description="Per-request timeout for this tier.")
+
+
+class TierConfig(_Strict):
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="Model backend.")
+    thinking: bool = Field(False, description="Run this tier in thinking (reasoning) mode.")
+    max_tokens_default: int = Field(
+        256, ge=1, description="max_tokens when the request names none."
+    )
+    max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens accepted.")
+    deployment: DeploymentConfig = Field(
+        default_factory=DeploymentConfig, description="Ray Serve settings."
+    )
+
+
+def _default_strong() -> TierConfig:
+    return TierConfig(thinking=True, max_tokens_default=512)
+
+
+class RoutingConfig(_Strict):
+    """How `auto` requests pick a tier (RouteLLM-style: score + threshold policy)."""
+
+    scorer: Literal["learned", "length_baseline"] = Field(
+        "learned",
+        description="`learned`: the difficulty router (classifiers.difficulty); "
+        "`length_baseline`: a transparent prompt-length score.",
+    )
+    router_path: str | None = Field(
+        None, description="Router artifact folder; default: the shipped one."
+    )
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="p_strong at or above which `auto` goes strong."
+    )
+    strong_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Target share of strong calls; the threshold is calibrated to it.",
+    )
+    fallback: bool = Field(
+        True, description="When a tier is unavailable, answer `auto` from the other one."
+    )
+    strong_cost_per_1k_tokens: float = Field(
+        0.01, ge=0, description="Price of 1k strong-tier tokens, for the cost-saved metric."
+    )
+    small_cost_per_1k_tokens: float = Field(
+        0.001, ge=0, description="Price of 1k small-tier tokens, for the cost-saved metric."
+    )
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> RoutingConfig:
+        if self.threshold is not None and self.strong_share is not None:
+            raise ValueError("set either threshold or strong_share, not both")
+        return self
+
+
+class BudgetConfig(_Strict):
+    """Thinking-token budgets: clamp(predicted quantile x slack, min, max)."""
+
+    enabled: bool = Field(True, description="Predict a budget per request.")
+    predictor_path: str | None = Field(
+        None, description="Complexity predictor folder; default: the shipped one."
+    )
+    quantile: float = Field(0.9, gt=0, lt=1, description="Predicted quantile used.")
+    slack: float = Field(1.2, gt=0, description="Multiplier on the predicted quantile.")
+    min_tokens: int = Field(32, ge=0, description="Smallest budget.")
+    max_tokens: int = Field(2048, ge=1, description="Largest budget.")
+    effort_caps: dict[Literal["low", "medium", "high"], int] = Field(
+        default_factory=lambda: {"low": 128, "medium": 512, "high": 2048},
+        description="Caps for `reasoning_effort`.",
+    )
+    prompt_instruction: str | None = Field(
+        None,
+        description="Optional instruction stating the budget (Chain-of-Draft style); "
+        "`{budget}` is replaced by the number.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetConfig:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError("min_tokens must be <= max_tokens")
+        return self
+
+
+class EscalationConfig(_Strict):
+    """Self-Ref escalation: the small model's uncertainty decides a second call."""
+
+    enabled: bool = Field(True, description="Allow escalation from small to strong.")
+    scorer: str = Field("mean_logprob", description="Uncertainty scorer name.")
+    tau: float = Field(0.9, ge=0, le=1, description="Escalate when uncertainty > tau.")
+    band_low: float = Field(
+        0.0, ge=0, le=1, description="Router score below which no escalation is tried."
+    )
+
+
+class GatewayConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="Bind port.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body.")
+    max_messages: int = Field(256, ge=1, description="Most messages in one request.")
+    include_routing_body: bool = Field(
+        True, description="Add a `routing` object to response bodies."
+    )
+    log_prompts: bool = Field(False, description="Debug only: log prompt/completion text.")
+
+
+class ThinkgateConfig(_Strict):
+    """The whole service. The built-in default is the embedded Gemma 3 270M on both tiers."""
+
+    small: TierConfig = Field(default_factory=TierConfig, description="Fast small tier.")
+    strong: TierConfig = Field(
+        default_factory=_default_strong, description="Strong reasoning tier."
+    )
+    routing: RoutingConfig = Field(default_factory=RoutingConfig, description="Routing.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Budgets.")
+    escalation: EscalationConfig = Field(
+        default_factory=EscalationConfig, description="Escalation."
+    )
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP gateway.")
+
+
+def _set_path(tree: dict[str, object], path: list[str], value: object) -> None:
+    node = tree
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, object]:
+    tree: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if path:
+            _set_path(tree, path, yaml.safe_load(raw) if raw != "" else None)
+    return tree
+
+
+def _merge(base: dict[str, object], extra: Mapping[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in extra.items():
+        current = out.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            out[key] = _merge(current, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def config_from_mapping(data: Mapping[str, object], *, source: str = "mapping") -> ThinkgateConfig:
+    """Validate a config tree; raises `ConfigError` naming each bad field."""
+    try:
+        return ThinkgateConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> ThinkgateConfig:
+    """Load defaults < YAML (``path`` or ``THINKGATE_CONFIG``) < ``THINKGATE__*`` env vars."""
+    env = os.environ if environ is None else environ
+    path = path or env.get("THINKGATE_CONFIG") or None
+    data: dict[str, object] = {}
+    source = "built-in defaults"
+    if path is not None:
+        file = Path(path)
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file} must hold a mapping at the top level")
+        data = loaded
+        source = str(file)
+    overrides = _env_overrides(env)
+    if overrides:
+        data = _merge(data, overrides)
+        source += " + THINKGATE__* environment"
+    return config_from_mapping(data, source=source)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP gateway: `serving` (logic), `api_router` (FastAPI), `app`."""

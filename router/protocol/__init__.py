@@ -1,0 +1,1 @@
+"""OpenAI-compatible wire models (pydantic), one module per endpoint."""

@@ -1,0 +1,119 @@
+"""Difficulty scoring: a score in [0, 1] saying how much a prompt needs the strong model.
+
+The score is separate from the policy (RouteLLM's split): `RoutingPolicy` turns a score into
+a tier with a threshold, set directly or calibrated to a target share of strong calls.
+
+Two scorers:
+- `LearnedScorer` — the trained difficulty router (``classifiers.difficulty``), the default.
+- `LengthBaselineScorer` — a transparent baseline: longer prompts are taken as harder,
+  ``score = min(1, words / saturation_words)``. Useful without the learned router.
+
+Example::
+
+    scorer = create_scorer(config.routing)
+    policy = RoutingPolicy.from_config(config.routing, scorer)
+    [p] = scorer.score(["What is 2+2?"]);  policy.tier_for(p)   # "small"
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from router._exceptions import ConfigError
+from router.config import RoutingConfig
+
+DEFAULT_THRESHOLD = 0.5
+
+
+class DifficultyScorer(Protocol):
+    name: str
+
+    def score(self, prompts: Sequence[str]) -> list[float]:
+        """p_strong for each prompt, in [0, 1]."""
+        ...
+
+    def threshold_for_share(self, strong_share: float) -> float:
+        """Threshold that sends ``strong_share`` of typical traffic to the strong tier."""
+        ...
+
+
+class LengthBaselineScorer:
+    """Transparent baseline: the share of ``saturation_words`` words the prompt has."""
+
+    name = "length_baseline"
+
+    def __init__(self, saturation_words: int = 400) -> None:
+        if saturation_words < 1:
+            raise ValueError(f"saturation_words must be >= 1, got {saturation_words}")
+        self.saturation_words = saturation_words
+
+    def score(self, prompts: Sequence[str]) -> list[float]:
+        return [min(1.0, len(p.split()) / self.saturation_words) for p in prompts]
+
+    def threshold_for_share(self, strong_share: float) -> float:
+        # Without a reference distribution, assume word counts spread evenly over the range.
+        return 1.0 - strong_share
+
+
+class LearnedScorer:
+    """The trained difficulty router, loaded lazily and shared across threads."""
+
+    name = "learned"
+
+    def __init__(self, router_path: str | None = None) -> None:
+        self._path = router_path
+        self._router: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Any:
+        with self._lock:
+            if self._router is None:
+                from classifiers.difficulty import DifficultyRouter
+
+                self._router = DifficultyRouter.load(self._path)
+            return self._router
+
+    def score(self, prompts: Sequence[str]) -> list[float]:
+        router = self.load()
+        return [float(x) for x in router.score(list(prompts))]
+
+    def threshold_for_share(self, strong_share: float) -> float:
+        router = self.load()
+        quantiles = router.metadata.get("score_quantiles")
+        if not quantiles:
+            raise ConfigError(
+                "routing.strong_share needs a router artifact with `score_quantiles` in its "
+                "metadata; set routing.threshold instead or retrain the router"
+            )
+        import numpy as np
+
+        levels = np.linspace(0.0, 1.0, len(quantiles))
+        return float(np.interp(1.0 - strong_share, levels, np.asarray(quantiles, dtype=float)))
+
+
+def create_scorer(config: RoutingConfig) -> DifficultyScorer:
+    if config.scorer == "length_baseline":
+        return LengthBaselineScorer()
+    return LearnedScorer(config.router_path)
+
+
+class RoutingPolicy:
+    """Threshold policy: ``p_strong >= threshold`` goes to the strong tier."""
+
+    def __init__(self, threshold: float) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.threshold = threshold
+
+    @classmethod
+    def from_config(cls, config: RoutingConfig, scorer: DifficultyScorer) -> RoutingPolicy:
+        if config.threshold is not None:
+            return cls(config.threshold)
+        if config.strong_share is not None:
+            return cls(scorer.threshold_for_share(config.strong_share))
+        return cls(DEFAULT_THRESHOLD)
+
+    def tier_for(self, p_strong: float) -> str:
+        return "strong" if p_strong >= self.threshold else "small"

@@ -1,0 +1,153 @@
+"""Model tiers as the cascade sees them: async, one request at a time.
+
+`TierBackend` is what the cascade calls. `LocalTier` runs an `Engine` in this process (tests,
+the in-process gateway); ``deployments.tiers.ServeTier`` calls a Ray Serve deployment
+through its handle. The same `Cascade` runs over either.
+
+Example::
+
+    tier = LocalTier("small", create_engine(config.small.engine), timeout_s=60)
+    await tier.start()
+    result = await tier.generate(GenerationRequest(messages, SamplingParams(max_tokens=8)))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Protocol, cast
+
+from router._exceptions import ThinkgateError, TierUnavailableError
+from router.engines.base import (
+    ChatMessage,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    StreamEvent,
+)
+
+
+class TierBackend(Protocol):
+    name: str
+
+    @property
+    def model_name(self) -> str: ...
+
+    async def ready(self) -> bool:
+        """True once the model is loaded and healthy."""
+        ...
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def next_token_logprobs(
+        self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
+    ) -> dict[str, float]: ...
+
+
+_DONE = object()
+
+
+class LocalTier:
+    """An engine in this process; blocking calls run in worker threads, one at a time."""
+
+    def __init__(self, name: str, engine: Engine, *, timeout_s: float = 300.0) -> None:
+        self.name = name
+        self.engine = engine
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.model_name
+
+    def load(self) -> None:
+        with self._lock:
+            if not self._loaded:
+                self.engine.load()
+                self._loaded = True
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+
+    async def ready(self) -> bool:
+        if not self._loaded:
+            return False
+        try:
+            await asyncio.to_thread(self._locked, self.engine.check_health)
+        except Exception:  # a broken model is "not ready", whatever it raised
+            return False
+        return True
+
+    def _locked(self, fn, *args):  # type: ignore[no-untyped-def]
+        with self._lock:
+            return fn(*args)
+
+    async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+        if not self._loaded:
+            raise TierUnavailableError(self.name, "model not loaded yet")
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._locked, fn, *args), timeout=self.timeout_s
+            )
+        except TimeoutError:
+            raise TierUnavailableError(self.name, f"timed out after {self.timeout_s:g}s") from None
+        except ThinkgateError:
+            raise
+        except Exception as exc:
+            raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        [result] = await self._call(self.engine.generate, [request])
+        return result  # type: ignore[no-any-return]
+
+    async def next_token_logprobs(
+        self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
+    ) -> dict[str, float]:
+        result: dict[str, float] = await self._call(
+            self.engine.next_token_logprobs, messages, assistant_prefix, tokens
+        )
+        return result
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        if not self._loaded:
+            raise TierUnavailableError(self.name, "model not loaded yet")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            with self._lock:
+                iterator: Iterator[StreamEvent] = self.engine.stream(request)
+                try:
+                    for event in iterator:
+                        if cancelled.is_set():
+                            break
+                        loop.call_soon_threadsafe(queue.put_nowait, event)
+                except BaseException as exc:  # handed to the consumer, which re-raises
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        worker = asyncio.create_task(asyncio.to_thread(produce))
+        try:
+            while True:
+                item = await asyncio.wait_for(queue.get(), timeout=self.timeout_s)
+                if item is _DONE:
+                    break
+                if isinstance(item, ThinkgateError):
+                    raise item
+                if isinstance(item, BaseException):
+                    raise TierUnavailableError(self.name, f"{type(item).__name__}: {item}")
+                yield cast(StreamEvent, item)
+        except TimeoutError:
+            raise TierUnavailableError(self.name, "stream stalled") from None
+        finally:
+            cancelled.set()
+            await asyncio.shield(worker)

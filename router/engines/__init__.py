@@ -1,0 +1,1 @@
+"""Model engines behind one protocol (`router.engines.base.Engine`)."""

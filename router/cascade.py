@@ -234,22 +234,28 @@ class Cascade:
                 decision.tier, request, decision, need_logprobs=need_logprobs
             )
         except TierUnavailableError as exc:
-            self.metrics.tier_up.labels(tier=decision.tier).set(0)
             other = "strong" if decision.tier == "small" else "small"
             if request.mode != "auto" or not self.config.routing.fallback:
                 raise
             log.warning("tier %s unavailable (%s); falling back to %s", decision.tier, exc, other)
-            self.metrics.fallbacks.labels(from_tier=decision.tier, to_tier=other).inc()
-            self.metrics.routing_decisions.labels(tier=other, reason="fallback").inc()
-            decision.fallback_from, decision.tier, decision.reason = decision.tier, other, "fallback"
-            decision.route = "small" if other == "small" else "strong"
+            self._fall_back(decision, other)
             return await self._call_tier(other, request, decision, need_logprobs=False)
+
+    def _fall_back(self, decision: Decision, other: str) -> None:
+        self.metrics.tier_up.labels(tier=decision.tier).set(0)
+        self.metrics.fallbacks.labels(from_tier=decision.tier, to_tier=other).inc()
+        self.metrics.routing_decisions.labels(tier=other, reason="fallback").inc()
+        decision.fallback_from = decision.tier
+        decision.tier, decision.reason = other, "fallback"
+        decision.route = "small" if other == "small" else "strong"
 
     async def complete(self, request: CascadeRequest) -> CascadeOutcome:
         decision = await self.decide(request)
         return await self._complete_decided(request, decision)
 
-    async def _complete_decided(self, request: CascadeRequest, decision: Decision) -> CascadeOutcome:
+    async def _complete_decided(
+        self, request: CascadeRequest, decision: Decision
+    ) -> CascadeOutcome:
         escalating = self._may_escalate(request, decision)
         scorer, policy = self._escalation if escalating else (None, None)
         need_logprobs = bool(escalating and scorer.needs_logprobs)
@@ -324,11 +330,7 @@ class Cascade:
             if request.mode != "auto" or not self.config.routing.fallback:
                 raise exc.error from None
             log.warning("tier %s unavailable (%s); streaming from %s", decision.tier, exc, other)
-            self.metrics.tier_up.labels(tier=decision.tier).set(0)
-            self.metrics.fallbacks.labels(from_tier=decision.tier, to_tier=other).inc()
-            self.metrics.routing_decisions.labels(tier=other, reason="fallback").inc()
-            decision.fallback_from, decision.tier, decision.reason = decision.tier, other, "fallback"
-            decision.route = "small" if other == "small" else "strong"
+            self._fall_back(decision, other)
         async for event in self._stream_one(request, decision):
             yield event
 

@@ -94,6 +94,16 @@ class EngineConfig(_Strict):
         "`thinking_token_budget` through to an upstream that supports it (vLLM).",
     )
 
+    @property
+    def display_name(self) -> str:
+        """The name this model answers as: `served_name`, else derived from `model`."""
+        if self.served_name:
+            return self.served_name
+        if self.model.startswith("embedded:"):
+            return self.model.split(":", 1)[1]
+        name = self.model.rstrip("/").rsplit("/", 1)[-1]
+        return name.removesuffix(".gguf") or self.model
+
     @model_validator(mode="after")
     def _openai_needs_url(self) -> EngineConfig:
         if self.kind == "openai" and not self.base_url:

@@ -37,7 +37,9 @@ class GatewayMetrics:
             "thinkgate_requests_in_flight", "Requests being processed now.", registry=r
         )
         self.errors = Counter(
-            "thinkgate_errors_total", "Errors returned, by OpenAI error type.", ["error_type"],
+            "thinkgate_errors_total",
+            "Errors returned, by OpenAI error type.",
+            ["error_type"],
             registry=r,
         )
         self.routing_decisions = Counter(

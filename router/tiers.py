@@ -101,8 +101,13 @@ class LocalTier:
             raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        [result] = await self._call(self.engine.generate, [request])
-        return result  # type: ignore[no-any-return]
+        [result] = await self.generate_batch([request])
+        return result
+
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Several requests in one engine call (dynamic batching feeds this)."""
+        results: list[GenerationResult] = await self._call(self.engine.generate, list(requests))
+        return results
 
     async def next_token_logprobs(
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]

@@ -137,18 +137,17 @@ class ChatService:
             value = getattr(req, name)
             if value not in (None, 0, 0.0):
                 raise InvalidRequestError(
-                    f"{name} is not supported by thinkgate engines; send 0 or omit it, "
-                    f"got {value}",
+                    f"{name} is not supported by thinkgate engines; send 0 or omit it, got {value}",
                     param=name,
                 )
         if req.top_logprobs is not None and req.top_logprobs > 0 and not req.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs=true", param="top_logprobs")
-        if req.max_tokens is not None and req.max_completion_tokens is not None:
-            if req.max_tokens != req.max_completion_tokens:
-                raise InvalidRequestError(
-                    "max_tokens and max_completion_tokens disagree; send one",
-                    param="max_completion_tokens",
-                )
+        both = req.max_tokens is not None and req.max_completion_tokens is not None
+        if both and req.max_tokens != req.max_completion_tokens:
+            raise InvalidRequestError(
+                "max_tokens and max_completion_tokens disagree; send one",
+                param="max_completion_tokens",
+            )
         max_tokens = req.max_tokens if req.max_tokens is not None else req.max_completion_tokens
         param = "max_tokens" if req.max_tokens is not None else "max_completion_tokens"
         limit = max(self.config.small.max_tokens_limit, self.config.strong.max_tokens_limit)
@@ -249,12 +248,16 @@ class ChatService:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         trace = routing_trace(decision) if self.config.gateway.include_routing_body else None
         sse = _sse_events(
-            first, iterator, request_id=request_id, model=model, n=req.n,
-            logprobs=req.logprobs, include_usage=include_usage, trace=trace,
+            first,
+            iterator,
+            request_id=request_id,
+            model=model,
+            n=req.n,
+            logprobs=req.logprobs,
+            include_usage=include_usage,
+            trace=trace,
         )
-        return ChatReply(
-            headers=routing_headers(decision, model), events=sse, route=decision.route
-        )
+        return ChatReply(headers=routing_headers(decision, model), events=sse, route=decision.route)
 
 
 def _chunk(request_id: str, model: str, created: int, **fields: object) -> str:
@@ -275,9 +278,12 @@ async def _sse_events(
 ) -> AsyncIterator[str]:
     created = int(time.time())
     yield _chunk(
-        request_id, model, created,
-        choices=[ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
-                 for i in range(n)],
+        request_id,
+        model,
+        created,
+        choices=[
+            ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content="")) for i in range(n)
+        ],
         routing=trace,
     )
     prompt_tokens = 0
@@ -300,13 +306,17 @@ async def _sse_events(
                     content=event.content or None, reasoning_content=event.reasoning or None
                 )
                 yield _chunk(
-                    request_id, model, created,
-                    choices=[ChunkChoice(
-                        index=event.index,
-                        delta=delta,
-                        logprobs=_logprobs_out(tuple(event.logprobs)) if logprobs else None,
-                        finish_reason=event.finish_reason,
-                    )],
+                    request_id,
+                    model,
+                    created,
+                    choices=[
+                        ChunkChoice(
+                            index=event.index,
+                            delta=delta,
+                            logprobs=_logprobs_out(tuple(event.logprobs)) if logprobs else None,
+                            finish_reason=event.finish_reason,
+                        )
+                    ],
                 )
     except ThinkgateError as exc:
         # Headers are gone: report the error in-band, as OpenAI-compatible servers do.

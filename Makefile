@@ -1,0 +1,56 @@
+# thinkgate — the two commands: `make serve` and `make test`.
+# Each creates .venv when missing and installs what it needs first.
+
+VENV        ?= .venv
+PYTHON      ?= python3
+TORCH_SPEC  ?= torch==2.13.0
+PYTEST_ARGS ?=
+BIN          = $(VENV)/bin
+STAMP        = $(VENV)/.thinkgate-installed
+
+.PHONY: install serve test test-fast lint typecheck prometheus train-router train-budget clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the embedded default (Gemma 3 270M on both tiers) on http://127.0.0.1:8000/v1
+serve: $(STAMP)
+	$(BIN)/thinkgate serve
+
+## Run the whole test suite (unit, real Ray Serve, real Prometheus, slow Gemma test)
+test: $(STAMP) prometheus
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow and not prometheus and not fault" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Prometheus (for `pytest -m prometheus`): Debian's package, installed when missing and root.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	      || echo "warning: could not install prometheus; prometheus tests will skip"; \
+	  else echo "note: prometheus not installed; prometheus tests will skip"; fi; }
+
+## Rebuild the shipped router / budget artifacts from ../shared/data
+train-router: $(STAMP)
+	$(BIN)/thinkgate train-router --outcomes ../shared/data/routing/mmlu/*.csv \
+	  --weak-column mistralai/Mixtral-8x7B-Instruct-v0.1 --strong-column gpt-4-1106-preview \
+	  --exclude ../shared/data/routing/mmlu/contaminated_prompts.jsonl \
+	  --out classifiers/artifacts/router
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""The gateway as the Serve ingress: the cascade over two `ServeTier` handles.
+
+The difficulty router and the budget predictor run inside the ingress (CPU, a few ms per
+prompt): no extra network hop per request, and they scale with the ingress replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.tiers import ServeTier
+from router.cascade import Cascade
+from router.config import ThinkgateConfig
+from router.gateway.app import create_app
+from router.gateway.serving import ChatService
+from router.metrics import GatewayMetrics
+
+
+@serve.ingress()
+class Gateway:
+    def __init__(
+        self, small: DeploymentHandle, strong: DeploymentHandle, config: dict[str, Any]
+    ) -> None:
+        self.config = ThinkgateConfig.model_validate(config)
+        self.metrics = GatewayMetrics()
+        self.small = ServeTier(
+            "small",
+            small,
+            self.config.small.engine.display_name,
+            self.config.small.deployment.timeout_s,
+        )
+        self.strong = ServeTier(
+            "strong",
+            strong,
+            self.config.strong.engine.display_name,
+            self.config.strong.deployment.timeout_s,
+        )
+        self.cascade = Cascade(
+            self.config, small=self.small, strong=self.strong, metrics=self.metrics
+        )
+        self.cascade.load()
+        self.service = ChatService(self.config, self.cascade, self.metrics)
+
+    async def ready(self) -> bool:
+        small, strong = await self.small.ready(), await self.strong.ready()
+        self.metrics.tier_up.labels(tier="small").set(int(small))
+        self.metrics.tier_up.labels(tier="strong").set(int(strong))
+        return small and strong
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self.config, self.service, self.metrics, self.ready)

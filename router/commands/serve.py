@@ -1,0 +1,68 @@
+"""``thinkgate serve``: run the Ray Serve application on local Ray (or join a cluster).
+
+Example::
+
+    $ thinkgate serve                        # embedded default on 127.0.0.1:8000
+    $ thinkgate serve --config prod.yaml --host 0.0.0.0 --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (default: $THINKGATE_CONFIG or built-in)")
+    parser.add_argument("--host", help="bind address (default: gateway.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="bind port (default: gateway.port, 8000)")
+    parser.add_argument(
+        "--address", help="Ray cluster address to join (default: start a local Ray)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from router._exceptions import ConfigError
+    from router.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log = logging.getLogger("thinkgate.serve")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"thinkgate: {exc.message}", file=sys.stderr)
+        return 2
+    host = args.host or config.gateway.host
+    port = args.port or config.gateway.port
+
+    import ray
+    from ray import serve
+
+    from deployments.app import build_from_config
+
+    log.info("starting Ray%s", f" at {args.address}" if args.address else " locally")
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=True)
+    serve.start(http_options={"host": host, "port": port})
+    log.info(
+        "deploying: small=%s strong=%s (first start converts and caches the embedded model)",
+        config.small.engine.display_name,
+        config.strong.engine.display_name,
+    )
+    serve.run(build_from_config(config), name="thinkgate", route_prefix="/", blocking=False)
+    log.info("thinkgate is serving on http://%s:%d/v1 (ready: GET /ready)", host, port)
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop["now"]:
+        time.sleep(0.5)
+    log.info("shutting down (draining in-flight requests)")
+    serve.shutdown()
+    ray.shutdown()
+    return 0

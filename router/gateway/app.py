@@ -1,0 +1,133 @@
+"""Gateway factories: `create_app(service, ...)` builds the FastAPI app; `build_local`
+wires config -> engines -> tiers -> cascade -> service in this process (no Ray).
+
+Example::
+
+    config = load_config()
+    gateway = build_local(config)        # engines are created, not loaded
+    await gateway.start()                # loads models (blocking work in threads)
+    app = gateway.app                    # serve with uvicorn
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from router._exceptions import ThinkgateError
+from router.cascade import Cascade
+from router.config import ThinkgateConfig
+from router.gateway.api_router import ReadyCheck, build_router
+from router.gateway.errors import (
+    handle_http_error,
+    handle_thinkgate_error,
+    handle_unexpected,
+    handle_validation_error,
+)
+from router.gateway.serving import ChatService
+from router.metrics import GatewayMetrics
+from router.tiers import LocalTier
+
+log = logging.getLogger("thinkgate.gateway")
+
+
+class BodySizeLimit(BaseHTTPMiddleware):
+    """Rejects bodies over ``max_bytes`` with 413 before they are parsed."""
+
+    def __init__(self, app: object, max_bytes: int) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self.max_bytes = max_bytes
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        declared = request.headers.get("content-length")
+        too_big = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        if not too_big and request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()
+            too_big = len(body) > self.max_bytes
+        if too_big:
+            body_json = {
+                "error": {
+                    "message": f"request body exceeds {self.max_bytes} bytes",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "request_too_large",
+                }
+            }
+            return JSONResponse(body_json, status_code=413)
+        return await call_next(request)
+
+
+def create_app(
+    config: ThinkgateConfig, service: ChatService, metrics: GatewayMetrics, ready: ReadyCheck
+) -> FastAPI:
+    app = FastAPI(
+        title="thinkgate",
+        version="0.1.0",
+        description="OpenAI-compatible adaptive router and model cascade.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=config.gateway.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(ThinkgateError, handle_thinkgate_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    app.include_router(build_router(service, metrics, ready))
+    return app
+
+
+@dataclass
+class LocalGateway:
+    """The whole service in one process: two `LocalTier`s and the cascade."""
+
+    config: ThinkgateConfig
+    small: LocalTier
+    strong: LocalTier
+    cascade: Cascade
+    service: ChatService
+    metrics: GatewayMetrics
+    app: FastAPI
+
+    async def start(self) -> None:
+        """Load both tiers (the same engine object when both tiers name one model)."""
+        await self.small.start()
+        if self.strong.engine is not self.small.engine:
+            await self.strong.start()
+        else:
+            self.strong._loaded = True
+        await asyncio.to_thread(self.cascade.load)
+        for tier in ("small", "strong"):
+            self.metrics.tier_up.labels(tier=tier).set(1)
+
+    async def ready(self) -> bool:
+        return bool(await self.small.ready() and await self.strong.ready())
+
+
+def build_local(config: ThinkgateConfig) -> LocalGateway:
+    """Wire a gateway with in-process engines. Models load in `LocalGateway.start`."""
+    from router.engines.factory import create_engine
+
+    small_engine = create_engine(config.small.engine)
+    strong_engine = (
+        small_engine
+        if config.strong.engine == config.small.engine
+        else create_engine(config.strong.engine)
+    )
+    small = LocalTier("small", small_engine, timeout_s=config.small.deployment.timeout_s)
+    strong = LocalTier("strong", strong_engine, timeout_s=config.strong.deployment.timeout_s)
+    metrics = GatewayMetrics()
+    cascade = Cascade(config, small=small, strong=strong, metrics=metrics)
+    service = ChatService(config, cascade, metrics)
+    holder: list[LocalGateway] = []
+
+    async def ready() -> bool:
+        return await holder[0].ready()
+
+    app = create_app(config, service, metrics, ready)
+    holder.append(LocalGateway(config, small, strong, cascade, service, metrics, app))
+    return holder[0]

@@ -1,0 +1,148 @@
+"""QA data for escalation: reading ``{"prompt", "answer"}`` JSONL, answering it with the
+small model, and judging the answers.
+
+The judge is one function, `is_correct`, shared by ``train-selfref`` (labels for the
+confidence tokens) and ``eval-escalation`` (the ground truth of the AUROC): an answer is
+correct when the normalised gold answer appears as a whole word (sequence of words) in
+the first non-empty line of the reply. Normalisation (`normalize_answer`): lower case,
+``$`` and thousands separators dropped (``$1,000`` -> ``1000``), numbers written
+canonically (``18.50`` -> ``18.5``, ``7.0`` -> ``7``), everything else split into words
+at punctuation and spaces.
+
+Example::
+
+    items = read_qa_jsonl("qa.jsonl")
+    replies = answer_items(engine, items, max_tokens=32)
+    labels = [is_correct(r.text, item.answer) for r, item in zip(replies, items)]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from router._exceptions import ConfigError
+from router.engines.base import ChatMessage, Completion, Engine, GenerationRequest
+from router.sampling import SamplingParams
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_WORD = re.compile(r"-?\d+(?:\.\d+)?|[^\W_]+")
+DEFAULT_TOP_LOGPROBS = 5
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question with its gold answer."""
+
+    prompt: str
+    answer: str
+
+    @property
+    def messages(self) -> list[ChatMessage]:
+        """The chat sent to the small model: the prompt as one user turn."""
+        return [ChatMessage("user", self.prompt)]
+
+
+def read_qa_jsonl(path: str | Path, *, limit: int | None = None) -> list[QAItem]:
+    """Read a JSONL file of ``{"prompt": str, "answer": str|number}`` objects.
+
+    Raises `ConfigError` naming the file and line of the first bad record."""
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read dataset {file}: {exc.strerror}") from None
+    items: list[QAItem] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{file}:{number}: expected an object with prompt and answer")
+        prompt, answer = record.get("prompt"), record.get("answer")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError(f"{file}:{number}: 'prompt' must be a non-empty string")
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+            raise ConfigError(f"{file}:{number}: 'answer' must be a string or a number")
+        if not normalize_answer(str(answer)):
+            raise ConfigError(f"{file}:{number}: 'answer' has no words after normalisation")
+        items.append(QAItem(prompt=prompt, answer=str(answer)))
+        if limit is not None and len(items) >= limit:
+            break
+    if not items:
+        raise ConfigError(f"dataset {file} holds no items")
+    return items
+
+
+def _canonical_number(word: str) -> str:
+    if "." not in word:
+        return word.lstrip("+")
+    whole, _, fraction = word.partition(".")
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+def answer_words(text: str) -> list[str]:
+    """The normalised words of ``text`` (see the module docstring)."""
+    cleaned = _THOUSANDS.sub("", text.lower().replace("$", ""))
+    return [_canonical_number(w) for w in _WORD.findall(cleaned)]
+
+
+def normalize_answer(text: str) -> str:
+    """Normalised answer text: its words joined by single spaces."""
+    return " ".join(answer_words(text))
+
+
+def first_line(reply: str) -> str:
+    """The first non-empty line of a reply ("" when there is none)."""
+    for line in reply.splitlines():
+        if line.strip():
+            return line
+    return ""
+
+
+def is_correct(reply: str, gold: str) -> bool:
+    """Whether the normalised ``gold`` appears as whole words in the reply's first line."""
+    want = answer_words(gold)
+    have = answer_words(first_line(reply))
+    if not want:
+        return False
+    width = len(want)
+    return any(have[i : i + width] == want for i in range(len(have) - width + 1))
+
+
+def answer_items(
+    engine: Engine,
+    items: Sequence[QAItem],
+    *,
+    max_tokens: int = 32,
+    top_logprobs: int = DEFAULT_TOP_LOGPROBS,
+    batch_size: int = 8,
+    progress: bool = True,
+    desc: str = "answering",
+) -> list[Completion]:
+    """Greedy answers of the (loaded) engine to every item, with answer log-probabilities
+    and ``top_logprobs`` alternatives per token; a tqdm bar shows progress."""
+    from tqdm.auto import tqdm
+
+    params = SamplingParams(
+        max_tokens=max_tokens, temperature=0.0, logprobs=True, top_logprobs=top_logprobs
+    )
+    out: list[Completion] = []
+    with tqdm(total=len(items), desc=desc, unit="item", disable=not progress) as bar:
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            requests = [
+                GenerationRequest(messages=item.messages, params=params, request_id=str(i))
+                for i, item in enumerate(batch, start=start)
+            ]
+            for result in engine.generate(requests):
+                out.append(result.choices[0])
+            bar.update(len(batch))
+    return out

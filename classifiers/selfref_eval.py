@@ -1,0 +1,163 @@
+"""Evaluating escalation scorers: AUROC for spotting wrong answers, and the cascade curve.
+
+For each scorer, on answers of the small model judged by
+`classifiers.selfref_data.is_correct`:
+
+- ``auroc``: the probability that a wrong answer gets a higher uncertainty than a right
+  one (ties count one half; the Mann-Whitney form of the ROC area). ``None`` when the set
+  has only right or only wrong answers.
+- ``curve``: ``[[escalation_rate, cascade_accuracy], ...]`` from 0 to 1: escalating every
+  answer with uncertainty >= a threshold, for each distinct threshold (highest first), and
+  counting escalated answers as right (the strong model is assumed right). Equal scores
+  are escalated together, so ties never flatter a scorer.
+
+Example::
+
+    report = escalation_report(correct, {"margin": [0.1, 0.9, ...]})
+    report["scorers"]["margin"]["auroc"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from router._exceptions import ThinkgateError
+from router.engines.base import ChatMessage, Completion
+from router.escalation.scorers import NextTokenProbe, UncertaintyScorer
+
+Curve = list[list[float]]
+
+
+async def score_answers(
+    scorers: Sequence[UncertaintyScorer],
+    conversations: Sequence[Sequence[ChatMessage]],
+    completions: Sequence[Completion],
+    probe: NextTokenProbe,
+    *,
+    progress: bool = True,
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Every scorer's uncertainty for every answer, and the scorers that could not run
+    (name -> reason, e.g. ``selfref`` on a model without confidence tokens)."""
+    from tqdm.auto import tqdm
+
+    if len(conversations) != len(completions):
+        raise ValueError(f"{len(conversations)} conversations but {len(completions)} answers")
+    scores: dict[str, list[float]] = {}
+    skipped: dict[str, str] = {}
+    for scorer in scorers:
+        values: list[float] = []
+        bar = tqdm(
+            total=len(completions), desc=f"scoring {scorer.name}", unit="item", disable=not progress
+        )
+        try:
+            for messages, completion in zip(conversations, completions, strict=True):
+                values.append(float(await scorer.uncertainty(messages, completion, probe)))
+                bar.update(1)
+        except (ValueError, ThinkgateError) as exc:
+            skipped[scorer.name] = str(exc)
+            continue
+        finally:
+            bar.close()
+        scores[scorer.name] = values
+    return scores, skipped
+
+
+def auroc(uncertainties: Sequence[float], correct: Sequence[bool]) -> float | None:
+    """ROC area of ``uncertainties`` for detecting wrong answers; None with one class."""
+    if len(uncertainties) != len(correct):
+        raise ValueError(f"{len(uncertainties)} scores but {len(correct)} labels")
+    wrong = [u for u, ok in zip(uncertainties, correct, strict=True) if not ok]
+    right = [u for u, ok in zip(uncertainties, correct, strict=True) if ok]
+    if not wrong or not right:
+        return None
+    # rank-based, O(n log n): average ranks over ties
+    pooled = sorted((u, i < len(wrong)) for i, u in enumerate([*wrong, *right]))
+    rank_sum_wrong = 0.0
+    start = 0
+    while start < len(pooled):
+        end = start
+        while end + 1 < len(pooled) and pooled[end + 1][0] == pooled[start][0]:
+            end += 1
+        mean_rank = (start + end) / 2.0 + 1.0
+        rank_sum_wrong += mean_rank * sum(1 for k in range(start, end + 1) if pooled[k][1])
+        start = end + 1
+    n_wrong, n_right = len(wrong), len(right)
+    return (rank_sum_wrong - n_wrong * (n_wrong + 1) / 2.0) / (n_wrong * n_right)
+
+
+def escalation_curve(uncertainties: Sequence[float], correct: Sequence[bool]) -> Curve:
+    """Cascade accuracy (strong model assumed right) at each escalation rate."""
+    n = len(correct)
+    if n == 0:
+        return []
+    if len(uncertainties) != n:
+        raise ValueError(f"{len(uncertainties)} scores but {n} labels")
+    order = sorted(range(n), key=lambda i: uncertainties[i], reverse=True)
+    right_kept = sum(correct)
+    points: Curve = [[0.0, right_kept / n]]
+    escalated = 0
+    k = 0
+    while k < n:
+        value = uncertainties[order[k]]
+        while k < n and uncertainties[order[k]] == value:
+            right_kept -= int(correct[order[k]])
+            escalated += 1
+            k += 1
+        points.append([escalated / n, (right_kept + escalated) / n])
+    return points
+
+
+def escalation_report(
+    correct: Sequence[bool],
+    uncertainties: Mapping[str, Sequence[float]],
+    *,
+    skipped: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``eval-escalation`` JSON: ``n``, ``accuracy``, ``scorers``, ``skipped`` (+ extra)."""
+    n = len(correct)
+    report: dict[str, Any] = {
+        "n": n,
+        "accuracy": sum(correct) / n if n else 0.0,
+        "scorers": {
+            name: {
+                "auroc": auroc(values, correct),
+                "curve": escalation_curve(values, correct),
+            }
+            for name, values in uncertainties.items()
+        },
+        "skipped": dict(skipped or {}),
+    }
+    report.update(extra or {})
+    return report
+
+
+def plot_curves(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Draw every scorer's curve with the random-escalation diagonal; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    base = float(report["accuracy"])
+    axes.plot([0, 1], [base, 1.0], linestyle="--", color="grey", label="random")
+    for name, result in report["scorers"].items():
+        xs = [p[0] for p in result["curve"]]
+        ys = [p[1] for p in result["curve"]]
+        score = result["auroc"]
+        label = f"{name} (AUROC {score:.3f})" if score is not None else f"{name} (AUROC n/a)"
+        axes.plot(xs, ys, label=label)
+    axes.set_xlabel("escalation rate (share of answers sent to the strong model)")
+    axes.set_ylabel("cascade accuracy (strong model right)")
+    axes.set_title(f"escalation on {report['n']} items, small-model accuracy {base:.2f}")
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

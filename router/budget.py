@@ -65,7 +65,7 @@ class ThinkingBudget:
         else:
             budget = cfg.max_tokens
         if reasoning_effort in cfg.effort_caps:
-            budget = min(budget, cfg.effort_caps[reasoning_effort])  # type: ignore[index]
+            budget = min(budget, cfg.effort_caps[reasoning_effort])
         if max_thinking_tokens is not None:
             budget = min(budget, max_thinking_tokens)
         return budget

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -34,7 +33,7 @@ from router.config import ThinkgateConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
 from router.metrics import GatewayMetrics
 from router.sampling import SamplingParams
-from router.scoring import DifficultyScorer, RoutingPolicy, create_scorer
+from router.scoring import DifficultyScorer, RoutingPolicy, ScoreBatcher, create_scorer
 from router.tiers import TierBackend
 
 log = logging.getLogger("thinkgate.cascade")
@@ -99,6 +98,7 @@ class Cascade:
         self.metrics = metrics
         self.scorer = scorer if scorer is not None else create_scorer(config.routing)
         self.policy = RoutingPolicy.from_config(config.routing, self.scorer)
+        self.batcher = ScoreBatcher(self.scorer)
         self.budget = budget if budget is not None else ThinkingBudget(config.budget)
         self._escalation: Any = None
 
@@ -121,7 +121,7 @@ class Cascade:
     # ----- decisions -----------------------------------------------------------------
     async def score(self, request: CascadeRequest) -> float:
         started = time.perf_counter()
-        [p] = await asyncio.to_thread(self.scorer.score, [request.prompt_text()])
+        p = await self.batcher.score(request.prompt_text())
         elapsed = time.perf_counter() - started
         self.metrics.router_latency.observe(elapsed)
         self.metrics.difficulty.observe(p)
@@ -258,7 +258,7 @@ class Cascade:
     ) -> CascadeOutcome:
         escalating = self._may_escalate(request, decision)
         scorer, policy = self._escalation if escalating else (None, None)
-        need_logprobs = bool(escalating and scorer.needs_logprobs)
+        need_logprobs = scorer is not None and bool(scorer.needs_logprobs)
         started = time.perf_counter()
         result = await self._with_fallback(request, decision, need_logprobs=need_logprobs)
         decision.timings["small_s"] = time.perf_counter() - started

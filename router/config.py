@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from router._exceptions import ConfigError
 
@@ -195,6 +202,13 @@ class RoutingConfig(_Strict):
         return self
 
 
+Effort = Literal["low", "medium", "high"]
+
+
+def _default_effort_caps() -> dict[Effort, int]:
+    return {"low": 128, "medium": 512, "high": 2048}
+
+
 class BudgetConfig(_Strict):
     """Thinking-token budgets: clamp(predicted quantile x slack, min, max)."""
 
@@ -206,8 +220,8 @@ class BudgetConfig(_Strict):
     slack: float = Field(1.2, gt=0, description="Multiplier on the predicted quantile.")
     min_tokens: int = Field(32, ge=0, description="Smallest budget.")
     max_tokens: int = Field(2048, ge=1, description="Largest budget.")
-    effort_caps: dict[Literal["low", "medium", "high"], int] = Field(
-        default_factory=lambda: {"low": 128, "medium": 512, "high": 2048},
+    effort_caps: dict[Effort, int] = Field(
+        default_factory=_default_effort_caps,
         description="Caps for `reasoning_effort`.",
     )
     prompt_instruction: str | None = Field(
@@ -245,6 +259,69 @@ class GatewayConfig(_Strict):
     log_prompts: bool = Field(False, description="Debug only: log prompt/completion text.")
 
 
+class SecurityConfig(_Strict):
+    """API keys, per-key rate limits and the gateway's overload guard (`router.gateway`).
+
+    Keys are stored as SHA-256 hex digests (``printf %s "$KEY" | sha256sum``), never in
+    plain text; plain keys are accepted only from the environment variable named by
+    `api_keys_env`, for local use. No key at all = the gateway is open, which is allowed on
+    a loopback host only unless `allow_unauthenticated` is set.
+    """
+
+    api_key_hashes: tuple[str, ...] = Field(
+        (), description="SHA-256 hex digests of the accepted API keys."
+    )
+    api_key_hashes_file: str | None = Field(
+        None,
+        description="File with one SHA-256 hex digest per line (a mounted secret); "
+        "blank lines and lines starting with # are ignored. Read at start.",
+    )
+    api_keys_env: str = Field(
+        "THINKGATE_API_KEYS",
+        min_length=1,
+        description="Environment variable holding plain API keys, comma-separated "
+        "(local use); read at start.",
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without API keys on a non-loopback host (not advised)."
+    )
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="Per-key request rate (token bucket); None = unlimited."
+    )
+    tokens_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Per-key prompt + completion tokens per minute (token bucket, charged "
+        "after each answer); None = unlimited.",
+    )
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Chat requests processed at once by one gateway process."
+    )
+    max_queued_requests: int = Field(
+        256, ge=0, description="Chat requests waiting for a slot; beyond that -> 503."
+    )
+    queue_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for a slot before answering 503."
+    )
+    overload_retry_after_s: float = Field(
+        1.0, gt=0, description="Retry-After sent with a 503 for overload."
+    )
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hex_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for index, digest in enumerate(value):
+            clean = digest.strip().lower()
+            if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+                raise ValueError(
+                    f"api_key_hashes[{index}] must be a SHA-256 hex digest (64 hex "
+                    f"characters), got {len(clean)} characters"
+                )
+            out.append(clean)
+        return tuple(out)
+
+
 class ThinkgateConfig(_Strict):
     """The whole service. The built-in default is the embedded Gemma 3 270M on both tiers."""
 
@@ -258,6 +335,9 @@ class ThinkgateConfig(_Strict):
         default_factory=EscalationConfig, description="Escalation."
     )
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP gateway.")
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="API keys, rate limits, overload guard."
+    )
 
 
 def _set_path(tree: dict[str, object], path: list[str], value: object) -> None:

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -117,3 +118,42 @@ class RoutingPolicy:
 
     def tier_for(self, p_strong: float) -> str:
         return "strong" if p_strong >= self.threshold else "small"
+
+
+class ScoreBatcher:
+    """Scores concurrent requests together: a prompt arriving while a batch is being scored
+    waits for the next batch; an idle batcher scores at once (no added latency)."""
+
+    def __init__(self, scorer: DifficultyScorer, max_batch: int = 64) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self._pending: list[tuple[str, asyncio.Future[float]]] = []
+        self._running = False
+
+    async def score(self, prompt: str) -> float:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pending.append((prompt, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                try:
+                    scores = await asyncio.to_thread(self.scorer.score, [p for p, _ in batch])
+                except Exception as exc:  # every waiter gets the scorer's error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), value in zip(batch, scores, strict=True):
+                    if not future.done():
+                        future.set_result(value)
+        finally:
+            self._running = False

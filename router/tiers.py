@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Protocol, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 from router._exceptions import ThinkgateError, TierUnavailableError
 from router.engines.base import (
@@ -48,6 +48,7 @@ class TierBackend(Protocol):
 
 
 _DONE = object()
+T = TypeVar("T")
 
 
 class LocalTier:
@@ -82,11 +83,11 @@ class LocalTier:
             return False
         return True
 
-    def _locked(self, fn, *args):  # type: ignore[no-untyped-def]
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         with self._lock:
             return fn(*args)
 
-    async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if not self._loaded:
             raise TierUnavailableError(self.name, "model not loaded yet")
         try:
@@ -106,16 +107,12 @@ class LocalTier:
 
     async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Several requests in one engine call (dynamic batching feeds this)."""
-        results: list[GenerationResult] = await self._call(self.engine.generate, list(requests))
-        return results
+        return await self._call(self.engine.generate, list(requests))
 
     async def next_token_logprobs(
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
     ) -> dict[str, float]:
-        result: dict[str, float] = await self._call(
-            self.engine.next_token_logprobs, messages, assistant_prefix, tokens
-        )
-        return result
+        return await self._call(self.engine.next_token_logprobs, messages, assistant_prefix, tokens)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         if not self._loaded:

@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
     while not stop["now"]:
         time.sleep(0.5)
     log.info("shutting down (draining in-flight requests)")
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()
     return 0

@@ -110,7 +110,7 @@ class ChatService:
         names: dict[str, Mode] = {"auto": "auto", "small": "small", "strong": "strong"}
         for tier in ("small", "strong"):
             served = self.cascade.tiers[tier].model_name
-            names.setdefault(served, tier)  # type: ignore[arg-type]
+            names.setdefault(served, "small" if tier == "small" else "strong")
         return names
 
     def models(self) -> ModelList:
@@ -261,7 +261,7 @@ class ChatService:
 
 
 def _chunk(request_id: str, model: str, created: int, **fields: object) -> str:
-    chunk = ChatCompletionChunk(id=request_id, created=created, model=model, **fields)  # type: ignore[arg-type]
+    chunk = ChatCompletionChunk(id=request_id, created=created, model=model, **fields)
     return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
 
 

@@ -2,39 +2,196 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Receive, Scope, Send
 
 from router._exceptions import ThinkgateError
+from router.gateway.access_log import AccessRecord, access_record
 from router.gateway.errors import error_response
-from router.gateway.serving import ChatService
+from router.gateway.limits import ConcurrencyGate, RateLimits
+from router.gateway.security import ApiKeys
+from router.gateway.serving import ChatReply, ChatService
 from router.metrics import GatewayMetrics
 from router.protocol.chat import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 from router.protocol.errors import ErrorResponse
 from router.protocol.models import ModelList
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in [
-        (400, "Invalid request; `error.param` names the parameter"),
-        (401, "Missing or wrong API key"),
-        (404, "Unknown model"),
-        (413, "Request body too large"),
-        (429, "Rate limit exceeded (see Retry-After)"),
-        (500, "Internal error"),
-        (502, "Upstream error"),
-        (503, "Overloaded or a tier is unavailable (see Retry-After)"),
-    ]
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
 }
+_ERROR_TEXTS: list[tuple[int | str, str]] = [
+    (400, "Invalid request; `error.param` names the parameter"),
+    (401, "Missing or wrong API key"),
+    (404, "Unknown model"),
+    (413, "Request body too large"),
+    (429, "Rate limit exceeded (see Retry-After)"),
+    (500, "Internal error"),
+    (502, "Upstream error"),
+    (503, "Overloaded or a tier is unavailable (see Retry-After)"),
+    ("4XX", "Any other client error, in the same shape"),
+]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in _ERROR_TEXTS
+}
+for _code in (429, 503):
+    _ERRORS[_code]["headers"] = _RETRY_AFTER
+_OPEN_ERRORS = {code: _ERRORS[code] for code in (500, "4XX")}
+"""Errors of the unauthenticated probe routes (/health, /ready)."""
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+_REF = "#/components/schemas/"
 
 
-def build_router(service: ChatService, metrics: GatewayMetrics, ready: ReadyCheck) -> APIRouter:
+def add_stream_chunk_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """Put `ChatCompletionChunk` (the JSON in each streamed event) and the models it uses
+    into ``spec``'s components: FastAPI only collects models of JSON bodies."""
+    chunk = ChatCompletionChunk.model_json_schema(
+        ref_template=_REF + "{model}", mode="serialization"
+    )
+    definitions = chunk.pop("$defs", {})
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in {**definitions, ChatCompletionChunk.__name__: chunk}.items():
+        schemas.setdefault(name, schema)
+    return spec
+
+
+class SSEResponse(StreamingResponse):
+    """A `StreamingResponse` that always closes its event iterator when it ends.
+
+    When the client disconnects, Starlette cancels the task that sends the stream, which
+    leaves the generator suspended; closing it here runs its ``finally`` blocks at once, so
+    the tier stream is closed and the engine stops generating (`router.tiers.LocalTier`).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _chat_unless_disconnected(
+    service: ChatService, body: ChatCompletionRequest, request: Request, record: AccessRecord
+) -> ChatReply | None:
+    """Run the chat; cancel it and answer None when the client goes away first."""
+    chat = asyncio.ensure_future(service.chat(body))
+    watch = asyncio.ensure_future(_until_disconnect(request))
+    try:
+        await asyncio.wait((chat, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not chat.done():
+            chat.cancel()
+            record.disconnected = True
+    if chat.cancelled():
+        return None
+    return chat.result()
+
+
+class _GuardedStream:
+    """The SSE lines of one answer, counting tokens into ``record``; ``finished`` runs once
+    when the stream ends, fails or is closed (even before its first line)."""
+
+    def __init__(
+        self, events: AsyncIterator[str], record: AccessRecord, finished: Callable[[], None]
+    ) -> None:
+        self.events = events
+        self.record = record
+        self.finished: Callable[[], None] | None = finished
+        self.complete = False
+
+    def __aiter__(self) -> _GuardedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            chunk = await anext(self.events)
+        except StopAsyncIteration:
+            self.complete = True
+            await self.aclose()
+            raise
+        except BaseException:
+            await self.aclose()
+            raise
+        self._count(chunk)
+        return chunk
+
+    def _count(self, chunk: str) -> None:
+        """Token counts from the chunks: the usage chunk when the client asked for one,
+        else one completion token per content chunk (engines stream token by token)."""
+        if not chunk.startswith("data: {") or '"role":"assistant"' in chunk:
+            return
+        if '"usage":{' in chunk:
+            usage = json.loads(chunk[6:]).get("usage") or {}
+            self.record.prompt_tokens = int(usage.get("prompt_tokens", 0))
+            self.record.completion_tokens = int(usage.get("completion_tokens", 0))
+        elif '"content"' in chunk or '"reasoning_content"' in chunk:
+            self.record.completion_tokens = (self.record.completion_tokens or 0) + 1
+
+    async def aclose(self) -> None:
+        finished, self.finished = self.finished, None
+        if finished is None:
+            return
+        if not self.complete:
+            self.record.disconnected = True
+        try:
+            close = getattr(self.events, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            finished()
+
+
+def build_router(
+    service: ChatService,
+    metrics: GatewayMetrics,
+    ready: ReadyCheck,
+    *,
+    api_keys: ApiKeys | None = None,
+    rate_limits: RateLimits | None = None,
+    gate: ConcurrencyGate | None = None,
+    log_prompts: bool = False,
+) -> APIRouter:
+    """The routes. Without ``api_keys`` the /v1 routes are open; without ``rate_limits`` or
+    ``gate`` nothing is limited beyond the request validation."""
     api = APIRouter()
+    keys = api_keys or ApiKeys()
+    bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="ApiKey",
+        description="`Authorization: Bearer <key>`; required when API keys are configured.",
+    )
+
+    async def authorize(
+        request: Request,
+        _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+    ) -> str:
+        record = access_record(request)
+        key = keys.authenticate(request.headers.get("authorization"))
+        record.key_id = key
+        return key
+
+    def charge(key: str, record: AccessRecord, prompt_estimate: int = 0) -> None:
+        if rate_limits is not None:
+            prompt = record.prompt_tokens if record.prompt_tokens is not None else prompt_estimate
+            rate_limits.charge_tokens(key, prompt + (record.completion_tokens or 0))
 
     @api.post(
         "/v1/chat/completions",
@@ -45,45 +202,90 @@ def build_router(service: ChatService, metrics: GatewayMetrics, ready: ReadyChec
                 "description": "A completion (JSON), or server-sent events when stream=true.",
                 "content": {
                     "text/event-stream": {
-                        "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}
+                        "schema": {
+                            "type": "string",
+                            "description": "Server-sent events: `data: <chunk JSON>` lines, "
+                            "each a ChatCompletionChunk, then `data: [DONE]`.",
+                        },
+                        "x-thinkgate-stream-chunk": {"$ref": _REF + "ChatCompletionChunk"},
                     }
                 },
             },
         },
-        openapi_extra={"x-thinkgate-stream-chunk": ChatCompletionChunk.__name__},
     )
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
+    async def chat_completions(
+        body: ChatCompletionRequest, request: Request, key: str = Depends(authorize)
+    ) -> Response:
+        record = access_record(request)
+        record.model, record.stream = body.model, body.stream
+        if log_prompts:
+            record.debug["messages"] = [m.model_dump(mode="json") for m in body.messages]
         metrics.in_flight.inc()
         status, route = "200", "none"
+        holding = False
         try:
-            reply = await service.chat(body)
+            if rate_limits is not None:
+                rate_limits.admit(key)
+            if gate is not None:
+                await gate.acquire()
+                holding = True
+            reply = await _chat_unless_disconnected(service, body, request, record)
+            if reply is None:
+                status = "499"  # client closed the request; nobody reads this answer
+                return Response(status_code=499)
             route = reply.route
+            record.route = route
+            record.served_model = reply.headers.get("x-thinkgate-model")
             if reply.events is not None:
-                return StreamingResponse(
-                    reply.events,
+                estimate = sum(len(m.text()) for m in body.messages) // 4
+
+                def finished() -> None:
+                    if gate is not None:
+                        gate.release()
+                    charge(key, record, estimate)
+
+                events = _GuardedStream(reply.events, record, finished)
+                holding = False  # the stream releases the slot when it ends
+                return SSEResponse(
+                    events,
                     media_type="text/event-stream",
                     headers={**reply.headers, "Cache-Control": "no-cache"},
                 )
+            if reply.body is not None:
+                record.prompt_tokens = reply.body.usage.prompt_tokens
+                record.completion_tokens = reply.body.usage.completion_tokens
+                if log_prompts:
+                    record.debug["completion"] = [c.message.content for c in reply.body.choices]
+            charge(key, record)
             return JSONResponse(
                 reply.body.model_dump(mode="json") if reply.body else {}, headers=reply.headers
             )
         except ThinkgateError as exc:
             status = str(exc.status_code)
+            record.error_code = exc.code or exc.error_type
             metrics.errors.labels(error_type=exc.error_type).inc()
             return error_response(exc)
         finally:
+            if holding and gate is not None:
+                gate.release()
             metrics.requests.labels(route=route, status=status).inc()
             metrics.in_flight.dec()
 
     @api.get("/v1/models", response_model=ModelList, responses=_ERRORS)
-    async def list_models() -> ModelList:
+    async def list_models(key: str = Depends(authorize)) -> ModelList:
         return service.models()
 
-    @api.get("/health", responses=_ERRORS)
+    @api.get("/health", responses=_OPEN_ERRORS)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/ready", responses={**_ERRORS, 503: {"model": ErrorResponse}})
+    @api.get(
+        "/ready",
+        responses={
+            **_OPEN_ERRORS,
+            503: {"model": ErrorResponse, "description": "Not ready", "headers": _RETRY_AFTER},
+        },
+    )
     async def ready_check() -> JSONResponse:
         if await ready():
             return JSONResponse({"status": "ready"})

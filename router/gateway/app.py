@@ -67,17 +67,48 @@ class BodySizeLimit(BaseHTTPMiddleware):
 def create_app(
     config: ThinkgateConfig, service: ChatService, metrics: GatewayMetrics, ready: ReadyCheck
 ) -> FastAPI:
+    """The gateway's FastAPI app. Reads the API keys (config, secret file and
+    ``$THINKGATE_API_KEYS``) once, here; raises `ConfigError` for an open gateway on a
+    non-loopback host (see `router.gateway.security`)."""
+    import os
+    from typing import Any
+
+    from router.gateway.access_log import AccessLog
+    from router.gateway.api_router import add_stream_chunk_schemas
+    from router.gateway.limits import ConcurrencyGate, RateLimits
+    from router.gateway.security import ApiKeys
+
+    api_keys = ApiKeys.from_config(config.security, os.environ)
+    api_keys.check_bind(config.gateway.host, config.security)
     app = FastAPI(
         title="thinkgate",
         version="0.1.0",
         description="OpenAI-compatible adaptive router and model cascade.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.gateway.max_body_bytes)
+    app.add_middleware(AccessLog)  # outermost of ours: sees 413s and the whole stream
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(ThinkgateError, handle_thinkgate_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
-    app.include_router(build_router(service, metrics, ready))
+    router = build_router(
+        service,
+        metrics,
+        ready,
+        api_keys=api_keys,
+        rate_limits=RateLimits.from_config(config.security),
+        gate=ConcurrencyGate.from_config(config.security),
+        log_prompts=config.gateway.log_prompts,
+    )
+    app.include_router(router)
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_stream_chunk_schemas(fastapi_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 

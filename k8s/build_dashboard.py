@@ -78,7 +78,9 @@ def _mean(metric: str, by: str = "", selector: str = NS) -> str:
 
 def _status_ratio(status: str) -> str:
     req = "thinkgate_requests_total"
-    return f'sum(rate({req}{{{NS}, status=~"{status}"}}[{RI}])) / sum(rate({req}{{{NS}}}[{RI}]))'
+    # `or vector(0)`: no series with that status yet means a ratio of 0, not "no data".
+    numerator = f'sum(rate({req}{{{NS}, status=~"{status}"}}[{RI}]))'
+    return f"({numerator} or vector(0)) / sum(rate({req}{{{NS}}}[{RI}]))"
 
 
 def traffic_panels() -> list[Panel]:
@@ -635,15 +637,6 @@ def configmap_text(dashboard: dict[str, Any]) -> str:
         "  thinkgate-dashboard.json: |\n"
         f"{indented}"
     )
-
-
-def dashboard_exprs(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every panel target, in dashboard order."""
-    out: list[tuple[str, str]] = []
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            out.append((panel["title"], target["expr"]))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

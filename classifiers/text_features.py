@@ -25,8 +25,7 @@ import numpy as np
 __all__ = ["FEATURE_NAMES", "text_features"]
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-_NUMBER = re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,]\d+)*")
-_MATH_OPERATOR = re.compile(r"(?<=[\w)\]}\s])[+\-*/^=<>×÷±≤≥≠√∑∫](?=[\w(\[{\s\\])")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _EQUATION = re.compile(r"[\w)\]}]\s*=\s*[-\w(\[{\\]")
 _LATEX = re.compile(r"\\[A-Za-z]+|\$[^$\n]+\$")
 _CODE_LINE = re.compile(
@@ -36,18 +35,66 @@ _CODE_LINE = re.compile(
     re.MULTILINE,
 )
 _CODE_FENCE = re.compile(r"```|~~~")
-_QUESTION_WORD = re.compile(
-    r"\b(?:what|why|how|which|who|whom|whose|when|where|whether|explain|describe|"
-    r"compute|calculate|find|prove|show|determine|solve|evaluate|estimate)\b",
-    re.IGNORECASE,
-)
-_NEGATION = re.compile(r"\b(?:not|except|never|least|false|incorrect)\b", re.IGNORECASE)
-_REASONING_CUE = re.compile(
-    r"\b(?:if|then|therefore|because|assume|suppose|given|each|total|remaining|"
-    r"probability|ratio|percent|rate|average)\b",
-    re.IGNORECASE,
-)
 _ENUMERATED_LINE = re.compile(r"^\s*(?:[A-Za-z]|\d{1,2}|[ivx]{1,4})[.)]\s+\S", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+_QUESTION_WORDS = frozenset(
+    [
+        "what",
+        "why",
+        "how",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "whether",
+        "explain",
+        "describe",
+        "compute",
+        "calculate",
+        "find",
+        "prove",
+        "show",
+        "determine",
+        "solve",
+        "evaluate",
+        "estimate",
+    ]
+)
+_NEGATIONS = frozenset(["not", "except", "never", "least", "false", "incorrect"])
+_REASONING_CUES = frozenset(
+    [
+        "if",
+        "then",
+        "therefore",
+        "because",
+        "assume",
+        "suppose",
+        "given",
+        "each",
+        "total",
+        "remaining",
+        "probability",
+        "ratio",
+        "percent",
+        "rate",
+        "average",
+    ]
+)
+
+# Character classes by code point (ASCII), looked up with numpy instead of a Python loop.
+_ASCII = np.arange(128)
+_IS_DIGIT = (_ASCII >= 48) & (_ASCII <= 57)
+_IS_UPPER = (_ASCII >= 65) & (_ASCII <= 90)
+_IS_PUNCT = np.isin(_ASCII, [ord(c) for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"])
+_IS_OPERATOR = np.isin(_ASCII, [ord(c) for c in "+*/^=<>"])
+_UNICODE_OPERATORS = "×÷±≤≥≠√∑∫∂∞≈∈"
+
+# Regular expressions look at most this many characters (head and tail halves) and
+# scale their counts up; past it a prompt is "long" for every feature anyway.
+_SAMPLE_CHARS = 8000
 
 
 def _log_count(value: float) -> float:
@@ -66,43 +113,50 @@ def _last_paragraph(text: str) -> str:
 
 def _features_of(text: str) -> list[float]:
     n_chars = len(text)
-    words = _WORD.findall(text)
+    if n_chars > _SAMPLE_CHARS:
+        half = _SAMPLE_CHARS // 2
+        sample = text[:half] + "\n" + text[-half:]
+    else:
+        sample = text
+    scale = n_chars / len(sample) if sample else 1.0
+    codes = np.frombuffer(sample.encode("utf-32-le"), dtype=np.uint32)
+    ascii_codes = codes[codes < 128]
+    words = _WORD.findall(sample)
+    lowered = [w.lower() for w in words]
     n_words = len(words)
-    lines = [line for line in text.splitlines() if line.strip()]
-    n_lines = len(lines)
-    numbers = _NUMBER.findall(text)
-    digits = sum(ch.isdigit() for ch in text)
-    uppercase = sum(ch.isupper() for ch in text)
-    non_ascii = sum(ord(ch) > 127 for ch in text)
-    punctuation = sum((not ch.isalnum()) and (not ch.isspace()) for ch in text)
-    mean_word = _ratio(sum(len(w) for w in words), n_words)
-    long_words = sum(len(w) >= 9 for w in words)
-    sentences = max(1, len(re.findall(r"[.!?](?:\s|$)", text)))
-    tail = _last_paragraph(text)
+    tail = _last_paragraph(sample)
+    tail_words = [w.lower() for w in _WORD.findall(tail[-2000:])]
+    n_lines = sum(1 for line in sample.splitlines() if line.strip())
+    sentences = max(1.0, len(_SENTENCE_END.findall(sample)) * scale)
+    n_sample = max(1, len(sample))
+    operators = int(_IS_OPERATOR[ascii_codes].sum()) + sum(
+        sample.count(op) for op in _UNICODE_OPERATORS
+    )
+    operators += sample.count(" - ")
     return [
         _log_count(n_chars),
-        _log_count(n_words),
-        _log_count(n_lines),
+        _log_count(n_words * scale),
+        _log_count(n_lines * scale),
         _log_count(sentences),
-        _ratio(n_words, sentences) / 50.0,
-        mean_word / 10.0,
-        _ratio(long_words, n_words),
-        _log_count(len(numbers)),
-        _ratio(digits, n_chars),
-        _log_count(len(_MATH_OPERATOR.findall(text))),
-        _log_count(len(_EQUATION.findall(text))),
-        _log_count(len(_LATEX.findall(text))),
-        _log_count(len(_CODE_LINE.findall(text))),
-        1.0 if _CODE_FENCE.search(text) else 0.0,
-        _log_count(text.count("?")),
+        _ratio(n_words * scale, sentences) / 50.0,
+        _ratio(sum(len(w) for w in words), n_words) / 10.0,
+        _ratio(sum(len(w) >= 9 for w in words), n_words),
+        _log_count(len(_NUMBER.findall(sample)) * scale),
+        float(_IS_DIGIT[ascii_codes].sum()) / n_sample,
+        _log_count(operators * scale),
+        _log_count(len(_EQUATION.findall(sample)) * scale),
+        _log_count(len(_LATEX.findall(sample)) * scale),
+        _log_count(len(_CODE_LINE.findall(sample)) * scale),
+        1.0 if _CODE_FENCE.search(sample) else 0.0,
+        _log_count(sample.count("?") * scale),
         1.0 if tail.rstrip().endswith("?") else 0.0,
-        _log_count(len(_QUESTION_WORD.findall(text))),
-        _log_count(len(_NEGATION.findall(tail))),
-        _log_count(len(_REASONING_CUE.findall(text))),
-        _log_count(len(_ENUMERATED_LINE.findall(text))),
-        _ratio(uppercase, n_chars),
-        _ratio(punctuation, n_chars),
-        _ratio(non_ascii, n_chars),
+        _log_count(sum(w in _QUESTION_WORDS for w in lowered) * scale),
+        _log_count(sum(w in _NEGATIONS for w in tail_words)),
+        _log_count(sum(w in _REASONING_CUES for w in lowered) * scale),
+        _log_count(len(_ENUMERATED_LINE.findall(sample)) * scale),
+        float(_IS_UPPER[ascii_codes].sum()) / n_sample,
+        float(_IS_PUNCT[ascii_codes].sum()) / n_sample,
+        float(codes.size - ascii_codes.size) / n_sample,
         _log_count(len(tail)),
     ]
 

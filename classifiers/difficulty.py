@@ -1,0 +1,159 @@
+"""The learned difficulty router: p_strong for a prompt, and thresholds for a strong share.
+
+``p_strong`` estimates P(the weak model fails where the strong one would do better). The
+router only scores; the decision (threshold, or a target share of strong calls turned
+into a threshold) is a separate policy, as in RouteLLM.
+
+An artifact is a folder with ``router.json`` (featurizer, head kind, calibration,
+training metadata) and ``weights.safetensors`` (the head's arrays) — no pickle. The
+default router ships in ``classifiers/artifacts/router``.
+
+Example::
+
+    >>> from classifiers.difficulty import DifficultyRouter
+    >>> router = DifficultyRouter.load()                       # doctest: +SKIP
+    >>> scores = router.score(["Prove that sqrt(2) is irrational.", "Hi!"])  # doctest: +SKIP
+    >>> threshold = router.threshold_for_share(scores, 0.3)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
+from classifiers.scorers import LinearHead, PlattCalibration
+
+__all__ = ["ARTIFACT_FORMAT", "DEFAULT_ROUTER_PATH", "DifficultyRouter", "RouterArtifactError"]
+
+DEFAULT_ROUTER_PATH = Path(__file__).resolve().parent / "artifacts" / "router"
+"""The shipped default router."""
+
+ARTIFACT_FORMAT = "thinkgate-difficulty-router/1"
+_METADATA_FILE = "router.json"
+_WEIGHTS_FILE = "weights.safetensors"
+
+
+class RouterArtifactError(ValueError):
+    """A router folder is missing, incomplete or inconsistent."""
+
+
+class DifficultyRouter:
+    """Scores prompts with p_strong in [0, 1]; thread-safe.
+
+    Args:
+        featurizer: feature blocks the head was trained on.
+        head: the classifier head (numpy).
+        calibration: maps the head's logit to a probability.
+        metadata: JSON-able facts about training (data hash, command, validation).
+    """
+
+    def __init__(
+        self,
+        featurizer: FeaturizerConfig,
+        head: LinearHead,
+        calibration: PlattCalibration,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._featurizer = PromptFeaturizer(featurizer)
+        self.featurizer_config = featurizer
+        self.head = head
+        self.calibration = calibration
+        self._metadata: dict[str, Any] = dict(metadata or {})
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description: format, featurizer, head, calibration, training facts."""
+        return {
+            **self._metadata,
+            "format": ARTIFACT_FORMAT,
+            "featurizer": self.featurizer_config.to_json(),
+            "head": {"kind": self.head.kind, "n_features": self.head.n_features},
+            "calibration": self.calibration.to_json(),
+        }
+
+    def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
+        """The feature matrix of ``prompts`` (what :meth:`score_features` takes)."""
+        return self._featurizer.features(prompts, show_progress_bar=show_progress_bar)
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """p_strong from precomputed features."""
+        return self.calibration.probability(self.head.logit(features))
+
+    def score(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
+        """p_strong of each prompt, float64 in [0, 1], shape ``(len(prompts),)``."""
+        if isinstance(prompts, str):
+            raise TypeError("score() takes a sequence of prompts, not a single str")
+        if len(prompts) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return self.score_features(self.features(prompts, show_progress_bar=show_progress_bar))
+
+    @staticmethod
+    def threshold_for_share(scores: np.ndarray, strong_share: float) -> float:
+        """Threshold ``t`` such that about ``strong_share`` of ``scores`` are ``>= t``.
+
+        Route to the strong model when ``p_strong >= t``. ``strong_share`` 0 gives a
+        threshold above every score, 1 the lowest score.
+
+        Raises:
+            ValueError: ``strong_share`` outside [0, 1] or no scores.
+        """
+        if not (0.0 <= strong_share <= 1.0) or math.isnan(strong_share):
+            raise ValueError(f"strong_share must be in [0, 1], got {strong_share}")
+        values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+        if values.size == 0:
+            raise ValueError("cannot calibrate a threshold on zero scores")
+        n_strong = round(strong_share * values.size)
+        if n_strong == 0:
+            return float(np.nextafter(values[-1], np.inf))
+        return float(values[values.size - n_strong])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact folder (created if needed); returns it."""
+        from safetensors.numpy import save_file
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.head.to_tensors(), str(folder / _WEIGHTS_FILE))
+        text = json.dumps(self.metadata, indent=2, sort_keys=True)
+        (folder / _METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DifficultyRouter:
+        """Read an artifact folder; ``None`` is the shipped default router.
+
+        Raises:
+            RouterArtifactError: the folder or one of its files is missing or malformed.
+        """
+        from safetensors.numpy import load_file
+
+        folder = DEFAULT_ROUTER_PATH if path is None else Path(path)
+        meta_path, weights_path = folder / _METADATA_FILE, folder / _WEIGHTS_FILE
+        for needed in (meta_path, weights_path):
+            if not needed.is_file():
+                raise RouterArtifactError(f"{folder}: not a router folder ({needed.name} missing)")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("format") != ARTIFACT_FORMAT:
+                raise RouterArtifactError(
+                    f"{meta_path}: format {meta.get('format')!r}, expected {ARTIFACT_FORMAT!r}"
+                )
+            featurizer = FeaturizerConfig.from_json(meta["featurizer"])
+            calibration = PlattCalibration.from_json(meta["calibration"])
+            head = LinearHead.from_tensors(load_file(str(weights_path)))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, RouterArtifactError):
+                raise
+            raise RouterArtifactError(f"{folder}: malformed router artifact ({exc})") from exc
+        extra = {
+            k: v
+            for k, v in meta.items()
+            if k not in {"format", "featurizer", "head", "calibration"}
+        }
+        return cls(featurizer, head, calibration, extra)

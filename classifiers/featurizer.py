@@ -1,0 +1,121 @@
+"""Turns prompts into the feature matrix the difficulty router scores.
+
+Blocks, each optional, concatenated in this order:
+
+1. ``head`` — sentence embedding of the first ``head_tokens`` tokens;
+2. ``tail`` — sentence embedding of the last ``tail_tokens`` tokens (where the actual
+   question of a long prompt usually is);
+3. ``text`` — the cheap features of :mod:`classifiers.text_features`.
+
+The head and tail windows of a batch go through the encoder together.
+
+Example::
+
+    >>> from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
+    >>> featurizer = PromptFeaturizer(FeaturizerConfig(head_tokens=128, tail_tokens=64))
+    >>> featurizer.features(["What is 2 + 2?"]).shape        # doctest: +SKIP
+    (1, 792)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from classifiers.encoder import TextEncoder
+from classifiers.text_features import FEATURE_NAMES, text_features
+
+__all__ = ["FeaturizerConfig", "PromptFeaturizer"]
+
+
+@dataclass(frozen=True)
+class FeaturizerConfig:
+    """Which feature blocks a router uses.
+
+    Attributes:
+        encoder_path: sentence-transformers model folder; ``None`` is the bundled
+            all-MiniLM-L6-v2.
+        head_tokens: tokens of the prompt's beginning to embed; 0 disables the block.
+        tail_tokens: tokens of the prompt's end to embed; 0 disables the block.
+        text_features: whether to append the cheap text features.
+    """
+
+    encoder_path: str | None = None
+    head_tokens: int = 128
+    tail_tokens: int = 64
+    text_features: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("head_tokens", "tail_tokens"):
+            value = getattr(self, name)
+            if value != 0 and value < 4:
+                raise ValueError(f"{name} must be 0 or >= 4, got {value}")
+        if not (self.head_tokens or self.tail_tokens or self.text_features):
+            raise ValueError("a featurizer needs at least one feature block")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (see :meth:`from_json`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeaturizerConfig:
+        """Inverse of :meth:`to_json`; unknown keys are an error."""
+        known = {"encoder_path", "head_tokens", "tail_tokens", "text_features"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown featurizer settings: {sorted(unknown)}")
+        return cls(**data)
+
+
+class PromptFeaturizer:
+    """Computes the router's features for a batch of prompts; thread-safe."""
+
+    def __init__(self, config: FeaturizerConfig) -> None:
+        self.config = config
+        self._head = (
+            TextEncoder(config.encoder_path, max_seq_length=config.head_tokens, window="head")
+            if config.head_tokens
+            else None
+        )
+        self._tail = (
+            TextEncoder(config.encoder_path, max_seq_length=config.tail_tokens, window="tail")
+            if config.tail_tokens
+            else None
+        )
+
+    def block_names(self) -> list[str]:
+        """Names of the feature blocks, in column order."""
+        names = []
+        if self._head is not None:
+            names.append("head")
+        if self._tail is not None:
+            names.append("tail")
+        if self.config.text_features:
+            names.append("text")
+        return names
+
+    def blocks(
+        self, prompts: Sequence[str], *, show_progress_bar: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Each feature block separately, float32 ``(n, d_block)``."""
+        out: dict[str, np.ndarray] = {}
+        if self._head is not None:
+            out["head"] = self._head.encode(prompts, show_progress_bar=show_progress_bar)
+        if self._tail is not None:
+            out["tail"] = self._tail.encode(prompts, show_progress_bar=show_progress_bar)
+        if self.config.text_features:
+            out["text"] = text_features(prompts)
+        return out
+
+    def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
+        """All blocks concatenated, float32 ``(n, d)``."""
+        blocks = self.blocks(prompts, show_progress_bar=show_progress_bar)
+        return np.concatenate([blocks[name] for name in self.block_names()], axis=1)
+
+    @staticmethod
+    def text_feature_names() -> tuple[str, ...]:
+        """Column names of the ``text`` block."""
+        return FEATURE_NAMES

@@ -55,6 +55,12 @@ class CascadeRequest:
     reasoning_effort: str | None = None
     enable_thinking: bool | None = None
     request_id: str = ""
+    continue_final_message: bool = False
+
+    def generation_request(self, params: SamplingParams) -> GenerationRequest:
+        return GenerationRequest(
+            self.messages, params, self.request_id, self.continue_final_message
+        )
 
     def prompt_text(self) -> str:
         return "\n".join(m.content for m in self.messages if m.role != "assistant")
@@ -161,6 +167,7 @@ class Cascade:
         max_tokens = params.max_tokens if request.max_tokens_given else None
         thinking = (
             tier_cfg.thinking
+            and not request.continue_final_message
             and request.enable_thinking is not False
             and request.reasoning_effort != "none"
         )
@@ -195,9 +202,7 @@ class Cascade:
     ) -> GenerationResult:
         params = self.params_for(tier, request, decision, need_logprobs=need_logprobs)
         started = time.perf_counter()
-        result = await self.tiers[tier].generate(
-            GenerationRequest(request.messages, params, request.request_id)
-        )
+        result = await self.tiers[tier].generate(request.generation_request(params))
         self.observe_result(tier, result, time.perf_counter() - started, decision)
         return result
 
@@ -346,9 +351,7 @@ class Cascade:
         prompt_tokens = 0
         completions = []
         sent_any = False
-        events = self.tiers[tier].stream(
-            GenerationRequest(request.messages, params, request.request_id)
-        )
+        events = self.tiers[tier].stream(request.generation_request(params))
         try:
             async for event in events:
                 if first and (event.content or event.reasoning):

@@ -41,6 +41,10 @@ class GenerationRequest:
     messages: Sequence[ChatMessage]
     params: SamplingParams
     request_id: str = ""
+    continue_final_message: bool = False
+    """Continue the last (assistant) message instead of opening a new turn (vLLM's
+    ``continue_final_message``); no generation prompt and no new ``<think>`` is added, and
+    only the continuation is returned."""
 
 
 @dataclass(frozen=True)

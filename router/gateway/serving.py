@@ -170,6 +170,19 @@ class ChatService:
                 f"max_thinking_tokens must be >= 0, got {req.max_thinking_tokens}",
                 param="max_thinking_tokens",
             )
+        if req.continue_final_message and (
+            req.add_generation_prompt or req.messages[-1].role != "assistant"
+        ):
+            raise InvalidRequestError(
+                "continue_final_message needs add_generation_prompt=false and a final "
+                "assistant message",
+                param="continue_final_message",
+            )
+        if not req.add_generation_prompt and not req.continue_final_message:
+            raise InvalidRequestError(
+                "add_generation_prompt=false is only supported with continue_final_message",
+                param="add_generation_prompt",
+            )
         stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
         params = SamplingParams(
             max_tokens=max_tokens if max_tokens is not None else 1,
@@ -195,6 +208,7 @@ class ChatService:
                 req.chat_template_kwargs.enable_thinking if req.chat_template_kwargs else None
             ),
             request_id=request_id,
+            continue_final_message=req.continue_final_message,
         )
 
     # ----- chat --------------------------------------------------------------------------

@@ -116,6 +116,14 @@ class ChatCompletionRequest(BaseModel):
     chat_template_kwargs: ChatTemplateKwargs | None = Field(
         None, description="(extension) Template switches, e.g. enable_thinking."
     )
+    continue_final_message: StrictBool = Field(
+        False,
+        description="(extension, as vLLM) Continue the last assistant message instead of "
+        "starting a new turn; needs add_generation_prompt=false.",
+    )
+    add_generation_prompt: StrictBool = Field(
+        True, description="(extension, as vLLM) Open a new assistant turn."
+    )
 
     @field_validator("stop")
     @classmethod

@@ -20,7 +20,7 @@ Steps (``thinkgate train-selfref`` runs them all):
 
 Example::
 
-    examples = rebalance(label_examples(texts, labels), seed=0)
+    examples = rebalance(label_examples(id_rows, labels), seed=0)
     stats = train_confidence_tokens(model, tokenizer, examples, SelfRefOptions(max_steps=50))
     save_selfref(model, tokenizer, "out/selfref", stats)
 """
@@ -81,10 +81,11 @@ class SelfRefOptions:
 
 @dataclass(frozen=True)
 class SelfRefExample:
-    """The text before the confidence token (rendered prompt + the model's answer), and
-    whether the answer was correct (``<CN>``) or not (``<UN>``)."""
+    """The token ids before the confidence token — the rendered prompt followed by the
+    model's answer, as the engine feeds them to ``next_token_logprobs`` — and whether the
+    answer was correct (``<CN>``) or not (``<UN>``)."""
 
-    text: str
+    ids: tuple[int, ...]
     confident: bool
 
 
@@ -105,11 +106,15 @@ class SelfRefStats:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def label_examples(texts: Sequence[str], correct: Sequence[bool]) -> list[SelfRefExample]:
-    """Pair each text (prompt + answer) with its correctness label."""
-    if len(texts) != len(correct):
-        raise ValueError(f"{len(texts)} texts but {len(correct)} labels")
-    return [SelfRefExample(text=t, confident=c) for t, c in zip(texts, correct, strict=True)]
+def label_examples(
+    id_rows: Sequence[Sequence[int]], correct: Sequence[bool]
+) -> list[SelfRefExample]:
+    """Pair each id row (prompt + answer) with its correctness label."""
+    if len(id_rows) != len(correct):
+        raise ValueError(f"{len(id_rows)} id rows but {len(correct)} labels")
+    return [
+        SelfRefExample(ids=tuple(r), confident=c) for r, c in zip(id_rows, correct, strict=True)
+    ]
 
 
 def rebalance(examples: Sequence[SelfRefExample], *, seed: int = 0) -> list[SelfRefExample]:
@@ -179,15 +184,14 @@ def attach_lora(model: Any, token_ids: Sequence[int], options: SelfRefOptions) -
 
 
 def _batch(
-    tokenizer: Any, texts: Sequence[str], max_length: int, device: Any
+    pad: int, id_rows: Sequence[Sequence[int]], max_length: int, device: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-padded ids, attention mask and position ids: the last column is always the
-    position whose next token is the confidence token."""
+    position whose next token is the confidence token (long rows keep their end)."""
     import torch
 
-    rows = [tokenizer.encode(t, add_special_tokens=False)[-max_length:] for t in texts]
+    rows = [list(r)[-max_length:] for r in id_rows]
     width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
@@ -238,6 +242,7 @@ def train_confidence_tokens(
         options=asdict(options),
     )
     rng = random.Random(options.seed)
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     order: list[SelfRefExample] = []
     with tqdm(
         total=steps, desc="training <CN>/<UN>", unit="step", disable=not options.progress
@@ -248,9 +253,7 @@ def train_confidence_tokens(
                 rng.shuffle(refill)
                 order.extend(refill)
             batch, order = order[: options.batch_size], order[options.batch_size :]
-            ids, mask, positions = _batch(
-                tokenizer, [e.text for e in batch], options.max_length, device
-            )
+            ids, mask, positions = _batch(pad, [e.ids for e in batch], options.max_length, device)
             targets = torch.tensor(
                 [token_ids[confident_token if e.confident else uncertain_token] for e in batch],
                 device=device,

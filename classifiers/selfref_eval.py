@@ -23,9 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from classifiers.selfref_data import QAItem, answer_items, is_correct
 from router._exceptions import ThinkgateError
-from router.engines.base import ChatMessage, Completion
-from router.escalation.scorers import NextTokenProbe, UncertaintyScorer
+from router.engines.base import ChatMessage, Completion, Engine
+from router.escalation.scorers import NextTokenProbe, UncertaintyScorer, engine_probe
 
 Curve = list[list[float]]
 
@@ -161,3 +162,27 @@ def plot_curves(report: Mapping[str, Any], path: str | Path) -> Path:
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def answer_and_score(
+    engine: Engine,
+    items: Sequence[QAItem],
+    scorers: Sequence[UncertaintyScorer],
+    *,
+    max_tokens: int = 32,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[list[bool], dict[str, list[float]], dict[str, str]]:
+    """Answer every item with the (loaded) engine, judge the answers, run the scorers:
+    correctness, uncertainties by scorer, skipped scorers with their reasons."""
+    import asyncio
+
+    completions = answer_items(
+        engine, items, max_tokens=max_tokens, batch_size=batch_size, progress=progress
+    )
+    correct = [is_correct(c.text, i.answer) for c, i in zip(completions, items, strict=True)]
+    conversations = [item.messages for item in items]
+    scores, skipped = asyncio.run(
+        score_answers(scorers, conversations, completions, engine_probe(engine), progress=progress)
+    )
+    return correct, scores, skipped

@@ -41,18 +41,20 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from router._exceptions import ConfigError
+from router._exceptions import ConfigError, InvalidRequestError
 from router.engines.base import ChatMessage, Completion, Engine, TokenLogprob
 
 NextTokenProbe = Callable[[Sequence[ChatMessage], str, Sequence[str]], Awaitable[dict[str, float]]]
 """``probe(messages, assistant_prefix, tokens) -> {token: log-prob}`` of each single-token
-string as the next token after the rendered prompt plus ``assistant_prefix``. A token the
-vocabulary does not hold as one token may be left out of the result."""
+string as the next token after the rendered prompt plus ``assistant_prefix``. Raises
+`InvalidRequestError` when one of ``tokens`` is not a single token of the vocabulary
+(as `Engine.next_token_logprobs` does)."""
 
 CONFIDENT_TOKEN = "<CN>"
 UNCERTAIN_TOKEN = "<UN>"
@@ -60,6 +62,7 @@ YES_VARIANTS: tuple[str, ...] = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_VARIANTS: tuple[str, ...] = ("No", " No", "no", " no", "NO", " NO")
 VERIFY_QUESTION = "Is the answer above correct? Reply with a single word: Yes or No."
 MIN_TOP_LOGPROBS = 2
+_SELFREF_HINT = "load the adapter written by `thinkgate train-selfref` (small.engine.adapter_path)"
 
 
 @runtime_checkable
@@ -203,7 +206,9 @@ class SelfVerifyScorer:
     """AutoMix self-verification: ``1 - P(yes) / (P(yes) + P(no))``, read, not sampled.
 
     The verification turn is a user message (`question`) after the answer; the probe reads
-    the first token of the model's reply to it.
+    the first token of the model's reply to it. Which of the yes/no variants the vocabulary
+    holds as single tokens is found once (probing each variant alone, when the probe
+    rejects the full list) and remembered by this scorer, which serves one model.
 
     Example::
 
@@ -215,6 +220,9 @@ class SelfVerifyScorer:
     question: str = VERIFY_QUESTION
     yes_tokens: tuple[str, ...] = YES_VARIANTS
     no_tokens: tuple[str, ...] = NO_VARIANTS
+    _single_tokens: list[tuple[str, ...]] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
+    )
 
     def verification_messages(
         self, messages: Sequence[ChatMessage], completion: Completion
@@ -227,19 +235,38 @@ class SelfVerifyScorer:
             ChatMessage("user", self.question),
         ]
 
+    async def _variants(self, probe: NextTokenProbe) -> tuple[str, ...]:
+        if self._single_tokens:
+            return self._single_tokens[0]
+        variants = (*self.yes_tokens, *self.no_tokens)
+        check = [ChatMessage("user", self.question)]
+        try:
+            await probe(check, "", variants)
+            accepted = variants
+        except InvalidRequestError:
+            found = []
+            for token in variants:
+                with contextlib.suppress(InvalidRequestError):
+                    await probe(check, "", [token])
+                    found.append(token)
+            accepted = tuple(found)
+        self._single_tokens.append(accepted)
+        return accepted
+
     async def uncertainty(
         self, messages: Sequence[ChatMessage], completion: Completion, probe: NextTokenProbe
     ) -> float:
+        variants = await self._variants(probe)
+        yes_tokens = [t for t in self.yes_tokens if t in variants]
+        no_tokens = [t for t in self.no_tokens if t in variants]
+        if not yes_tokens or not no_tokens:
+            missing = self.no_tokens if yes_tokens else self.yes_tokens
+            raise ConfigError(f"self_verify: the model has none of {missing} as a single token")
         found = await probe(
-            self.verification_messages(messages, completion),
-            "",
-            [*self.yes_tokens, *self.no_tokens],
+            self.verification_messages(messages, completion), "", [*yes_tokens, *no_tokens]
         )
-        yes = [found[t] for t in self.yes_tokens if t in found]
-        no = [found[t] for t in self.no_tokens if t in found]
-        if not yes or not no:
-            variants = self.no_tokens if yes else self.yes_tokens
-            raise ValueError(f"self_verify: the tokenizer has none of {variants} as a single token")
+        yes = [found[t] for t in yes_tokens if t in found]
+        no = [found[t] for t in no_tokens if t in found]
         return share_of_second(yes, no)
 
 
@@ -265,13 +292,13 @@ class SelfRefScorer:
         self, messages: Sequence[ChatMessage], completion: Completion, probe: NextTokenProbe
     ) -> float:
         tokens = [self.confident_token, self.uncertain_token]
-        found = await probe(messages, completion.text, tokens)
+        try:
+            found = await probe(messages, completion.text, tokens)
+        except InvalidRequestError as exc:
+            raise ConfigError(f"selfref: {exc.message}; {_SELFREF_HINT}") from None
         missing = [t for t in tokens if t not in found]
         if missing:
-            raise ValueError(
-                f"selfref: the small model's tokenizer lacks {missing}; load the adapter "
-                "written by `thinkgate train-selfref` (small.engine.adapter_path)"
-            )
+            raise ConfigError(f"selfref: the model lacks {missing}; {_SELFREF_HINT}")
         return share_of_second([found[self.confident_token]], [found[self.uncertain_token]])
 
 

@@ -1,0 +1,91 @@
+"""``thinkgate eval-escalation``: how well each uncertainty scorer spots the small model's
+wrong answers.
+
+The configured small model answers every item of a ``{"prompt", "answer"}`` JSONL
+(greedy, with answer log-probabilities); each answer is judged by
+`classifiers.selfref_data.is_correct`; every available scorer scores it. The JSON report
+has ``n``, ``accuracy`` (small model alone), ``scorers`` = ``{name: {"auroc", "curve":
+[[escalation_rate, cascade_accuracy_if_strong_is_right], ...]}}``, ``skipped`` (scorers that
+could not run, with the reason — e.g. ``selfref`` without a trained adapter) and
+``seconds``.
+
+Example::
+
+    $ python bench/make_qa.py --out qa60.jsonl --n 60
+    $ thinkgate eval-escalation --dataset qa60.jsonl --json esc.json --plot esc.png
+"""
+
+from __future__ import annotations
+
+import argparse
+
+SCORERS_HELP = "Scorers to evaluate (default: all; selfref is skipped without its adapter)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="thinkgate YAML config (default: built-in).")
+    parser.add_argument("--dataset", required=True, help="JSONL of {prompt, answer}.")
+    parser.add_argument("--json", required=True, dest="json_out", help="Report to write.")
+    parser.add_argument("--plot", help="PNG of the escalation curves.")
+    parser.add_argument("--limit", type=int, help="Use only the first N items.")
+    parser.add_argument("--scorers", nargs="+", metavar="NAME", help=SCORERS_HELP)
+    parser.add_argument("--max-tokens", type=int, default=32, help="Answer length cap.")
+    parser.add_argument("--batch-size", type=int, default=8, help="Generation batch size.")
+    parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    from classifiers.selfref_data import read_qa_jsonl
+    from classifiers.selfref_eval import answer_and_score, escalation_report, plot_curves
+    from router._exceptions import ThinkgateError
+    from router.config import load_config
+    from router.engines.factory import create_engine
+    from router.escalation.scorers import SCORER_NAMES, create_scorer
+
+    started = time.perf_counter()
+    try:
+        names = list(args.scorers or SCORER_NAMES)
+        scorers = [create_scorer(name) for name in names]
+        config = load_config(args.config)
+        items = read_qa_jsonl(args.dataset, limit=args.limit)
+        engine = create_engine(config.small.engine)
+        engine.load()
+    except ThinkgateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    correct, scores, skipped = answer_and_score(
+        engine,
+        items,
+        scorers,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    report = escalation_report(
+        correct,
+        scores,
+        skipped=skipped,
+        extra={
+            "model": engine.model_name,
+            "dataset": str(args.dataset),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    out = Path(args.json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        plot_curves(report, args.plot)
+    print(f"{report['n']} items, small-model accuracy {report['accuracy']:.3f}")
+    for name, result in report["scorers"].items():
+        value = "n/a (one class)" if result["auroc"] is None else f"{result['auroc']:.3f}"
+        print(f"  {name:<14} AUROC {value}")
+    for name, reason in skipped.items():
+        print(f"  {name:<14} skipped: {reason}")
+    print(f"wrote {out} in {report['seconds']} s")
+    return 0

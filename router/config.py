@@ -100,6 +100,26 @@ class EngineConfig(_Strict):
         description="openai: enforce thinking budgets by two-phase forcing, or pass "
         "`thinking_token_budget` through to an upstream that supports it (vLLM).",
     )
+    native_budget_field: str = Field(
+        "thinking_token_budget",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai, budget_mode `native`: the request field that carries the "
+        "thinking budget: `thinking_token_budget` (vLLM) or `max_thinking_tokens` (a "
+        "thinkgate upstream).",
+    )
+    two_phase_opening: Literal["template", "prefill"] = Field(
+        "template",
+        description="openai, budget_mode `two_phase`: how phase 1 opens the thinking. "
+        "`template`: the upstream's thinking mode (`chat_template_kwargs.enable_thinking`); "
+        "`prefill`: continue an assistant message that starts with the open marker "
+        "(`continue_final_message`), for upstreams whose own thinking mode would cap or "
+        "close the thinking itself (e.g. a thinkgate gateway) and for base models.",
+    )
+    thinking_switch: bool = Field(
+        True,
+        description="openai: send `chat_template_kwargs.enable_thinking` with every request "
+        "(vLLM, SGLang, thinkgate); turn off for upstreams that reject unknown fields.",
+    )
 
     @property
     def display_name(self) -> str:

@@ -63,7 +63,7 @@ class AccessRecord:
         data = asdict(self)
         if not data["debug"]:
             del data["debug"]
-        return json.dumps({"event": "access", **data}, ensure_ascii=False, default=str)
+        return json.dumps({"event": "access", **data}, default=str)
 
 
 def access_record(request: Request) -> AccessRecord:

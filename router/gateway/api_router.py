@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Receive, Scope, Send
 
-from router._exceptions import ThinkgateError
+from router._exceptions import AuthenticationError, ThinkgateError
 from router.gateway.access_log import AccessRecord, access_record
 from router.gateway.errors import error_response
-from router.gateway.limits import ConcurrencyGate, RateLimits
+from router.gateway.limits import ConcurrencyGate, RateLimits, check_value_limits
 from router.gateway.security import ApiKeys
 from router.gateway.serving import ChatReply, ChatService
 from router.metrics import GatewayMetrics
@@ -184,7 +184,11 @@ def build_router(
         _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
     ) -> str:
         record = access_record(request)
-        key = keys.authenticate(request.headers.get("authorization"))
+        try:
+            key = keys.authenticate(request.headers.get("authorization"))
+        except AuthenticationError as exc:
+            record.error_code = exc.code
+            raise
         record.key_id = key
         return key
 
@@ -224,6 +228,7 @@ def build_router(
         status, route = "200", "none"
         holding = False
         try:
+            check_value_limits(body)
             if rate_limits is not None:
                 rate_limits.admit(key)
             if gate is not None:

@@ -32,10 +32,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from router._exceptions import OverloadedError, RateLimitError
+from router._exceptions import InvalidRequestError, OverloadedError, RateLimitError
 from router.config import SecurityConfig
+from router.protocol.chat import ChatCompletionRequest
 
 Clock = Callable[[], float]
+SEED_RANGE = (-(2**63), 2**63 - 1)
+"""Seeds accepted: a signed 64-bit integer, as OpenAI documents it."""
 _MAX_KEYS = 100_000
 """Buckets kept at most; idle full buckets are dropped first (bounded memory)."""
 
@@ -228,3 +231,37 @@ class ConcurrencyGate:
             yield
         finally:
             self.release()
+
+
+def _encodable(text: str | None, param: str) -> None:
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"{param} is not valid Unicode text (unpaired surrogate at position {exc.start})",
+            param=param,
+        ) from None
+
+
+def check_value_limits(req: ChatCompletionRequest) -> None:
+    """Refuse values that parse as JSON but no engine can take: a lone UTF-16 surrogate
+    (``"\\ud800"``) in any text, a seed beyond 64 bits. Raises `InvalidRequestError`."""
+    low, high = SEED_RANGE
+    if req.seed is not None and not low <= req.seed <= high:
+        raise InvalidRequestError(
+            f"seed must be a signed 64-bit integer, got {req.seed}", param="seed"
+        )
+    for i, message in enumerate(req.messages):
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                _encodable(part.text, f"messages[{i}].content[{j}].text")
+        else:
+            _encodable(message.content, f"messages[{i}].content")
+        _encodable(message.name, f"messages[{i}].name")
+        _encodable(message.reasoning_content, f"messages[{i}].reasoning_content")
+    stops = [req.stop] if isinstance(req.stop, str) else req.stop or []
+    for i, stop in enumerate(stops):
+        _encodable(stop, "stop" if isinstance(req.stop, str) else f"stop[{i}]")
+    _encodable(req.user, "user")

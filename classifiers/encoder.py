@@ -9,6 +9,10 @@ A ``window`` picks which part of a long prompt is embedded: ``"head"`` keeps the
 prompt usually is. Texts are cut to a character budget before tokenising, so a huge
 prompt costs no more than a long one.
 
+``static=True`` skips the transformer layers and averages the model's input token
+embeddings over the window (special tokens excluded): a bag-of-words vector in the same
+space, about a hundred times cheaper, so it can cover a much longer window.
+
 Example::
 
     >>> from classifiers.encoder import TextEncoder
@@ -74,6 +78,24 @@ def _load(path: str, device: str) -> _LoadedModel:
         return loaded
 
 
+def _static_embedding(model: SentenceTransformer, features: dict[str, Any]) -> np.ndarray:
+    """L2-normalised mean of input token embeddings, special tokens and padding excluded."""
+    import torch
+
+    transformer: Any = model[0]
+    table = transformer.auto_model.get_input_embeddings()
+    ids = features["input_ids"]
+    mask = features["attention_mask"].clone()
+    special = torch.tensor(sorted(model.tokenizer.all_special_ids), device=ids.device)
+    mask[torch.isin(ids, special)] = 0
+    weights = mask.unsqueeze(-1).to(torch.float32)
+    summed = (table(ids).to(torch.float32) * weights).sum(dim=1)
+    mean = summed / weights.sum(dim=1).clamp(min=1.0)
+    norm = mean.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    result: np.ndarray = (mean / norm).cpu().numpy()
+    return result
+
+
 class TextEncoder:
     """Embeds texts with a sentence-transformers model; thread-safe.
 
@@ -84,6 +106,7 @@ class TextEncoder:
         window: ``"head"`` embeds the beginning of each text, ``"tail"`` its end.
         batch_size: texts per forward pass.
         device: torch device string.
+        static: average input token embeddings instead of running the transformer.
 
     Example::
 
@@ -101,6 +124,7 @@ class TextEncoder:
         window: Window = "head",
         batch_size: int = 32,
         device: str = "cpu",
+        static: bool = False,
     ) -> None:
         if max_seq_length < 4:
             raise ValueError(f"max_seq_length must be >= 4, got {max_seq_length}")
@@ -113,6 +137,7 @@ class TextEncoder:
         self.window: Window = window
         self.batch_size = batch_size
         self.device = device
+        self.static = static
 
     @property
     def model_path(self) -> str:
@@ -136,6 +161,7 @@ class TextEncoder:
             "model_path": self._model_path,
             "max_seq_length": self.max_seq_length,
             "window": self.window,
+            "static": self.static,
         }
 
     def _clip(self, text: str) -> str:
@@ -182,8 +208,11 @@ class TextEncoder:
                 finally:
                     tokenizer.truncation_side = side
                 features = {k: v.to(self.device) for k, v in features.items()}
-                embedded = model(features)["sentence_embedding"]
-                vectors = embedded.float().cpu().numpy()
+                if self.static:
+                    vectors = _static_embedding(model, features)
+                else:
+                    embedded = model(features)["sentence_embedding"]
+                    vectors = embedded.float().cpu().numpy()
             if out is None:
                 out = np.empty((len(clipped), vectors.shape[1]), dtype=np.float32)
             out[index] = vectors

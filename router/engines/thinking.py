@@ -53,7 +53,7 @@ def _encode(tokenizer: _Encoder, text: str, what: str) -> list[int]:
     return ids
 
 
-class ThinkingBudgetProcessor(LogitsProcessor):  # type: ignore[misc]
+class ThinkingBudgetProcessor(LogitsProcessor):
     """Force the closing sequence once a row has spent its thinking budget.
 
     For each row: find the last open-marker token sequence (prompt or generated); the
@@ -132,7 +132,7 @@ class ThinkingBudgetProcessor(LogitsProcessor):  # type: ignore[misc]
                 f"{len(self.budgets)} budgets"
             )
         rows = input_ids.tolist()
-        for i, (row, budget) in enumerate(zip(rows, self.budgets)):
+        for i, (row, budget) in enumerate(zip(rows, self.budgets, strict=True)):
             token = self.forced_token(row, budget)
             if token is not None:
                 scores[i, :] = float("-inf")

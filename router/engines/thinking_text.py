@@ -83,6 +83,11 @@ class ThinkingSplitter:
         """True while inside an open thinking section."""
         return self.phase == "thinking"
 
+    @property
+    def answer_started(self) -> bool:
+        """True once some non-whitespace answer text has come out."""
+        return self._answer_started
+
     def feed(self, text: str) -> tuple[str, str]:
         self._buffer += text
         reasoning, content = "", ""

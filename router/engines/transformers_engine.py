@@ -1,0 +1,342 @@
+"""In-process engine over a Hugging Face causal LM (CPU or CUDA), batched.
+
+Loads from a local ``save_pretrained`` folder, a hub id, a ``.gguf`` file (or a folder plus
+``gguf_file``), or ``embedded:gemma3-270m`` (`router.engines.embedded`); optionally puts a
+PEFT adapter on top. Prompts go through the chat template (`router.engines.chat_template`);
+decoding is `router.engines.hf_decoding`, with budget forcing by
+`router.engines.thinking.ThinkingBudgetProcessor`.
+
+Semantics worth knowing:
+
+- ``stop`` sequences apply to the answer (content), not to the thinking text; they are cut
+  from the output. Prompts rendered with the fallback template also stop at ``"\\nUser:"``.
+- Log-probabilities are the raw model's (before temperature/top-k/top-p), over the answer
+  span only.
+- ``seed`` seeds choice ``i`` with ``seed + i``; the same seeded request gives the same
+  output whatever else is batched with it (on the same device).
+- With thinking off, a single-token open marker is banned, so no section opens.
+- A request whose prompt plus ``max_tokens`` exceeds the context raises
+  `ContextLengthError` before anything is generated (for the whole batch).
+
+Example::
+
+    engine = TransformersEngine(EngineConfig(model="path/to/model", device="cpu"))
+    engine.load()
+    [result] = engine.generate([GenerationRequest([ChatMessage("user", "Hi")],
+                                                  SamplingParams(max_tokens=16))])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from router._exceptions import ConfigError, ContextLengthError, InvalidRequestError
+from router.config import EngineConfig
+from router.engines.base import (
+    ChatMessage,
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    StreamEvent,
+)
+from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
+from router.engines.embedded import EMBEDDED_SERVED_NAMES, is_embedded, resolve_embedded
+from router.engines.hf_decoding import RowDelta, RowSpec, cache_kwarg_of, decode_rows
+
+logger = logging.getLogger("thinkgate.engines.transformers")
+
+_HEALTH_PROBE = "Hello"
+
+
+def _source(config: EngineConfig) -> tuple[str, str | None]:
+    """(from_pretrained path or id, gguf file name or None)."""
+    if is_embedded(config.model):
+        return str(resolve_embedded(config.model)), None
+    path = Path(config.model).expanduser()
+    if config.model.endswith(".gguf") and config.gguf_file is None:
+        if not path.is_file():
+            raise ConfigError(f"engine.model: GGUF file {config.model!r} does not exist")
+        return str(path.parent), path.name
+    return (str(path) if path.exists() else config.model), config.gguf_file
+
+
+def _served_name(config: EngineConfig) -> str:
+    if config.served_name:
+        return config.served_name
+    if config.model in EMBEDDED_SERVED_NAMES:
+        return EMBEDDED_SERVED_NAMES[config.model]
+    path = Path(config.model)
+    if path.exists():
+        return path.stem if path.suffix == ".gguf" else path.name
+    return config.model
+
+
+class TransformersEngine:
+    """A `router.engines.base.Engine` running a transformers causal LM in this process."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if config.kind != "transformers":
+            raise ConfigError(f"TransformersEngine needs kind 'transformers', got {config.kind!r}")
+        self.config = config
+        self._name = _served_name(config)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._context_length = config.context_length or 0
+        self._eos: frozenset[int] = frozenset()
+        self._skip: frozenset[int] = frozenset()
+        self._banned: tuple[int, ...] = ()
+        self._cache_kwarg = "past_key_values"
+        self._load_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def context_length(self) -> int:
+        self._require_loaded()
+        return self._context_length
+
+    @property
+    def device(self) -> torch.device:
+        self._require_loaded()
+        device: torch.device = self._model.device
+        return device
+
+    @property
+    def tokenizer(self) -> Any:
+        self._require_loaded()
+        return self._tokenizer
+
+    def _require_loaded(self) -> None:
+        if self._model is None:
+            raise RuntimeError(f"engine {self._name!r} is not loaded; call load() first")
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.monotonic()
+        source, gguf_file = _source(self.config)
+        device = self.config.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("engine.device is 'cuda' but CUDA is not available")
+        dtype_name = self.config.dtype
+        if dtype_name == "auto":
+            dtype_name = "bfloat16" if device == "cuda" else "float32"
+        dtype = getattr(torch, dtype_name)
+        logger.info("loading %s from %s (%s, %s)", self._name, source, device, dtype_name)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            tokenizer: Any = AutoTokenizer.from_pretrained(source, **extra)
+            model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"engine.model: cannot load {self.config.model!r}: {exc}") from None
+        if self.config.adapter_path:
+            model, tokenizer = self._with_adapter(model, tokenizer)
+        model = model.to(torch.device(device)).eval()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._model, self._tokenizer = model, tokenizer
+        self._context_length = self.config.context_length or self._model_context(model)
+        self._eos = self._eos_ids(model, tokenizer)
+        self._skip, self._banned = self._marker_tokens(tokenizer)
+        self._cache_kwarg = cache_kwarg_of(model)
+        logger.info("loaded %s in %.1f s", self._name, time.monotonic() - started)
+
+    def _with_adapter(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+        from peft import PeftModel
+        from transformers import AutoTokenizer
+
+        adapter = Path(str(self.config.adapter_path)).expanduser()
+        if not adapter.exists():
+            raise ConfigError(f"engine.adapter_path: {str(adapter)!r} does not exist")
+        if (adapter / "tokenizer_config.json").exists():  # the adapter added tokens
+            tokenizer = AutoTokenizer.from_pretrained(adapter)
+            if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
+                model.resize_token_embeddings(len(tokenizer))
+        logger.info("applying adapter %s", adapter)
+        return PeftModel.from_pretrained(model, adapter), tokenizer
+
+    @staticmethod
+    def _model_context(model: Any) -> int:
+        config = model.config
+        config = getattr(config, "text_config", None) or config
+        value = getattr(config, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) and value > 0 else 2048
+
+    @staticmethod
+    def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+        ids: set[int] = set()
+        for source in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, (list, tuple)):
+                ids.update(int(i) for i in source)
+        return frozenset(ids)
+
+    def _marker_tokens(self, tokenizer: Any) -> tuple[frozenset[int], tuple[int, ...]]:
+        """(special ids to drop from text, ids banned while thinking is off)."""
+        markers = self.config.thinking
+        marker_ids: set[int] = set()
+        for text in (markers.open, markers.close):
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            if len(ids) == 1:
+                marker_ids.add(ids[0])
+        skip = frozenset(int(i) for i in tokenizer.all_special_ids) - marker_ids
+        opened = tokenizer.encode(markers.open, add_special_tokens=False)
+        return skip, tuple(opened) if len(opened) == 1 else ()
+
+    # -- health and counting -------------------------------------------------------------
+
+    def check_health(self) -> None:
+        self._require_loaded()
+        ids = self._tokenizer.encode(_HEALTH_PROBE, return_tensors="pt").to(self._model.device)
+        with torch.inference_mode():
+            logits = self._model(input_ids=ids, logits_to_keep=1).logits
+        if not bool(torch.isfinite(logits).all()):
+            raise RuntimeError(f"model {self._name!r} produced non-finite logits on a probe")
+
+    def _render(self, messages: Sequence[ChatMessage], *, thinking: bool) -> RenderedPrompt:
+        self._require_loaded()
+        if not messages:
+            raise InvalidRequestError("messages must not be empty", param="messages")
+        return render_prompt(
+            self._tokenizer,
+            messages,
+            thinking=thinking,
+            markers=self.config.thinking,
+            template=self.config.chat_template,
+        )
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int:
+        return len(self._render(messages, thinking=thinking).ids)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _specs(self, request: GenerationRequest) -> tuple[RenderedPrompt, list[RowSpec]]:
+        params = request.params
+        prompt = self._render(request.messages, thinking=params.thinking)
+        if len(prompt.ids) + params.max_tokens > self._context_length:
+            raise ContextLengthError(
+                f"the prompt ({len(prompt.ids)} tokens) plus max_tokens ({params.max_tokens}) "
+                f"exceeds the context length of {self._name} ({self._context_length} tokens)"
+            )
+        stop = params.stop + (FALLBACK_STOP if prompt.uses_fallback else ())
+        specs = [
+            RowSpec(
+                prompt_ids=prompt.ids,
+                params=params,
+                seed=None if params.seed is None else params.seed + i,
+                in_thinking=prompt.thinking,
+                stop=stop,
+            )
+            for i in range(params.n)
+        ]
+        return prompt, specs
+
+    def _decode(self, specs: Sequence[RowSpec]) -> Iterator[list[RowDelta]]:
+        return decode_rows(
+            self._model,
+            self._tokenizer,
+            specs,
+            markers=self.config.thinking,
+            eos_ids=self._eos,
+            skip_ids=self._skip,
+            banned_when_not_thinking=self._banned,
+            cache_kwarg=self._cache_kwarg,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self._require_loaded()
+        if not requests:
+            return []
+        prompts, specs, owners = [], [], []
+        for index, request in enumerate(requests):
+            prompt, rows = self._specs(request)
+            prompts.append(prompt)
+            specs.extend(rows)
+            owners.extend([index] * len(rows))
+        completions: list[Completion | None] = [None] * len(specs)
+        for deltas in self._decode(specs):
+            for delta in deltas:
+                if delta.completion is not None:
+                    completions[delta.row] = delta.completion
+        results = [GenerationResult(self._name, len(p.ids)) for p in prompts]
+        for owner, completion in zip(owners, completions, strict=True):
+            if completion is None:  # the loop always finishes every row
+                raise RuntimeError("decoding ended without finishing a row")
+            results[owner].choices.append(completion)
+        return results
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        self._require_loaded()
+        prompt, specs = self._specs(request)
+        return self._stream(prompt, specs)
+
+    def _stream(self, prompt: RenderedPrompt, specs: list[RowSpec]) -> Iterator[StreamEvent]:
+        first = True
+        for deltas in self._decode(specs):
+            for delta in deltas:
+                if not (delta.content or delta.reasoning or delta.completion or first):
+                    continue
+                done = delta.completion
+                yield StreamEvent(
+                    index=delta.row,
+                    content=delta.content,
+                    reasoning=delta.reasoning,
+                    logprobs=tuple(delta.logprobs),
+                    finish_reason=done.finish_reason if done else None,
+                    completion=done,
+                    prompt_tokens=len(prompt.ids) if first else None,
+                )
+                first = False
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def next_token_logprobs(
+        self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
+    ) -> dict[str, float]:
+        prompt = self._render(messages, thinking=False)
+        wanted: dict[str, int] = {}
+        for token in tokens:
+            ids = self._tokenizer.encode(token, add_special_tokens=False)
+            if len(ids) != 1:
+                vocab_id = self._tokenizer.convert_tokens_to_ids(token)
+                if not isinstance(vocab_id, int) or vocab_id == self._tokenizer.unk_token_id:
+                    raise InvalidRequestError(
+                        f"{token!r} is not a single token of {self._name}'s vocabulary",
+                        param="tokens",
+                    )
+                ids = [vocab_id]
+            wanted[token] = int(ids[0])
+        prefix = self._tokenizer.encode(assistant_prefix, add_special_tokens=False)
+        ids = prompt.ids + list(prefix)
+        if len(ids) >= self._context_length:
+            raise ContextLengthError(
+                f"the prompt ({len(ids)} tokens) exceeds the context length of {self._name}",
+                param="messages",
+            )
+        tensor = torch.tensor([ids], dtype=torch.long, device=self._model.device)
+        with torch.inference_mode():
+            logits = self._model(input_ids=tensor, logits_to_keep=1).logits[0, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        out = {token: float(logprobs[i].item()) for token, i in wanted.items()}
+        return {t: (v if math.isfinite(v) else -math.inf) for t, v in out.items()}

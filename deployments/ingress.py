@@ -2,10 +2,16 @@
 
 The difficulty router and the budget predictor run inside the ingress (CPU, a few ms per
 prompt): no extra network hop per request, and they scale with the ingress replicas.
+
+Readiness (``GET /ready``): at start, both tiers must answer (models loaded). Once the
+service has been fully ready, a tier that goes down does not take the gateway out of service
+while routing fallback is on and the other tier answers: ``auto`` requests fall back, with
+``x-thinkgate-fallback``, and forced requests to the down tier get 503 + ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ray import serve
@@ -43,12 +49,16 @@ class Gateway:
         )
         self.cascade.load()
         self.service = ChatService(self.config, self.cascade, self.metrics)
+        self._was_ready = False
 
     async def ready(self) -> bool:
-        small, strong = await self.small.ready(), await self.strong.ready()
+        small, strong = await asyncio.gather(self.small.ready(), self.strong.ready())
         self.metrics.tier_up.labels(tier="small").set(int(small))
         self.metrics.tier_up.labels(tier="strong").set(int(strong))
-        return small and strong
+        if small and strong:
+            self._was_ready = True
+            return True
+        return self._was_ready and self.config.routing.fallback and (small or strong)
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.config, self.service, self.metrics, self.ready)

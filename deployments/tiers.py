@@ -2,19 +2,37 @@
 
 `TierServer` loads one engine per replica and batches concurrent ``generate`` calls with
 ``@serve.batch`` (size and wait from the tier's config). `ServeTier` turns handle failures into
-`TierUnavailableError` values, retries a non-streaming call once when a replica died
-mid-request, and never waits longer than the tier's timeout.
+`TierUnavailableError` values (503 + ``Retry-After`` at the edge, or a fallback to the other
+tier for ``auto``), retries a call once when its replica died before answering, and never
+waits longer than the tier's timeout.
+
+Failure semantics of `ServeTier` (what the gateway sees)::
+
+    replica died / unreachable      -> retried once on another replica (non-stream calls,
+                                       and streams before their first event); then 503,
+                                       Retry-After 1
+    deployment failed to deploy     -> 503 at once (no queueing), Retry-After 10
+    handle queue full (backpressure)-> 503, Retry-After from Serve (default 1)
+    no answer within timeout_s      -> the request is cancelled; 503, Retry-After 5
+    a ThinkgateError in the replica -> re-raised as is (e.g. 400 ContextLengthError)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+)
 from ray.serve.handle import DeploymentHandle
 
 from router._exceptions import ThinkgateError, TierUnavailableError
@@ -24,9 +42,20 @@ from router.tiers import LocalTier
 
 log = logging.getLogger("thinkgate.deployments")
 
+BATCH_HISTORY = 256
+"""How many recent batch sizes a replica remembers (`TierServer.batch_sizes`)."""
+READY_TIMEOUT_S = 3.0
+"""Longest a readiness probe waits for a tier (probes must answer fast, even under load)."""
+
 
 class TierServer:
-    """One replica of a tier: an engine, loaded in the constructor (readiness waits on it)."""
+    """One replica of a tier: an engine, loaded in the constructor (readiness waits on it).
+
+    Example (what `deployments.app.build_from_config` does)::
+
+        tier = serve.deployment(TierServer).options(name="SmallTier", num_replicas=2)
+        small = tier.bind("small", config.model_dump(mode="json"))
+    """
 
     def __init__(self, tier: str, config: dict[str, Any]) -> None:
         from router.engines.factory import create_engine
@@ -40,6 +69,7 @@ class TierServer:
         self.local.load()
         self._batched.set_max_batch_size(tier_cfg.deployment.max_batch_size)
         self._batched.set_batch_wait_timeout_s(tier_cfg.deployment.batch_wait_timeout_s)
+        self._batch_sizes: deque[int] = deque(maxlen=BATCH_HISTORY)
         log.info("tier %s ready: %s", tier, self.local.model_name)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -48,7 +78,14 @@ class TierServer:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _batched(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        # One engine call for the whole batch: rows are left-padded and decoded together,
+        # each with its own sampling settings (router.engines.hf_decoding).
+        self._batch_sizes.append(len(requests))
         return await self.local.generate_batch(requests)
+
+    def batch_sizes(self) -> list[int]:
+        """Sizes of this replica's recent ``generate`` batches, oldest first."""
+        return list(self._batch_sizes)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         async for event in self.local.stream(request):
@@ -62,11 +99,17 @@ class TierServer:
     def model_name(self) -> str:
         return self.local.model_name
 
-    async def is_ready(self) -> bool:
-        return await self.local.ready()
+    def is_ready(self) -> bool:
+        # The engine loads in the constructor, so a replica that answers is loaded; whether
+        # the model still works is `check_health`'s job. Not behind the generation lock, so
+        # a readiness probe never waits for a long batch.
+        return True
 
     async def check_health(self) -> None:
-        """Called by Ray Serve every ``health_check_period_s``; raising restarts the replica."""
+        """Called by Ray Serve every ``health_check_period_s``; raising (e.g. non-finite
+        logits on a probe prompt) makes Serve replace this replica. It runs beside the
+        generation lock, not behind it: a long batch must not make a healthy replica look
+        dead (Serve's health-check timeout is 30 s)."""
         await asyncio.to_thread(self.local.engine.check_health)
 
 
@@ -77,13 +120,50 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-_REPLICA_GONE: tuple[type[BaseException], ...] = (RayActorError,)
+_REPLICA_GONE: tuple[type[BaseException], ...] = (RayActorError, ReplicaUnavailableError)
+"""The replica died or became unreachable: the call never completed there, so a retry on
+another replica cannot duplicate an answer the client saw. (`ActorDiedError` and
+`ActorUnavailableError` are `RayActorError`s.)"""
+
+RETRY_AFTER_REPLICA_S = 1.0
+RETRY_AFTER_UNDEPLOYED_S = 10.0
+RETRY_AFTER_TIMEOUT_S = 5.0
+
+
+class _ReplicaGone(Exception):
+    """Internal: the call's replica died; the caller decides whether to retry."""
+
+
+def _as_tier_error(name: str, exc: BaseException) -> BaseException:
+    """The error a failed handle call becomes; `_ReplicaGone` when a retry may help."""
+    cause = _unwrap(exc)
+    if isinstance(cause, ThinkgateError):
+        return cause
+    if isinstance(exc, _REPLICA_GONE) or isinstance(cause, _REPLICA_GONE):
+        return _ReplicaGone(f"{type(cause).__name__}: {cause}")
+    if isinstance(cause, DeploymentUnavailableError):
+        return TierUnavailableError(
+            name, "the deployment failed to deploy", retry_after_s=RETRY_AFTER_UNDEPLOYED_S
+        )
+    if isinstance(cause, BackPressureError):
+        return TierUnavailableError(
+            name, "its request queue is full", retry_after_s=cause.retry_after_s or 1.0
+        )
+    return TierUnavailableError(name, f"{type(cause).__name__}: {cause}")
 
 
 class ServeTier:
-    """`TierBackend` over a Serve deployment handle."""
+    """`TierBackend` over a Serve deployment handle.
 
-    def __init__(self, name: str, handle: DeploymentHandle, model_name: str, timeout_s: float):
+    Example::
+
+        small = ServeTier("small", small_handle, "gemma-3-270m", timeout_s=60)
+        result = await small.generate(request)   # or TierUnavailableError
+    """
+
+    def __init__(
+        self, name: str, handle: DeploymentHandle, model_name: str, timeout_s: float
+    ) -> None:
         self.name = name
         self.handle = handle
         self._model_name = model_name
@@ -93,31 +173,41 @@ class ServeTier:
     def model_name(self) -> str:
         return self._model_name
 
-    async def _remote(self, method: str, *args: Any, retries: int = 1) -> Any:
+    def _timed_out(self, timeout_s: float) -> TierUnavailableError:
+        return TierUnavailableError(
+            self.name, f"timed out after {timeout_s:g}s", retry_after_s=RETRY_AFTER_TIMEOUT_S
+        )
+
+    async def _remote(
+        self, method: str, *args: Any, retries: int = 1, timeout_s: float | None = None
+    ) -> Any:
+        """One handle call, retried ``retries`` times when its replica died; all attempts
+        together stay within ``timeout_s`` (the tier's timeout by default)."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
         attempt = 0
         while True:
+            response = getattr(self.handle, method).remote(*args)
             try:
-                response = getattr(self.handle, method).remote(*args)
-                return await asyncio.wait_for(response, timeout=self.timeout_s)
+                return await asyncio.wait_for(response, timeout=deadline - time.monotonic())
             except TimeoutError:
-                raise TierUnavailableError(
-                    self.name, f"timed out after {self.timeout_s:g}s"
-                ) from None
-            except _REPLICA_GONE as exc:
-                if attempt < retries:
-                    attempt += 1
-                    log.warning("tier %s replica died (%s); retrying once", self.name, exc)
-                    continue
-                raise TierUnavailableError(self.name, "replica died") from None
+                response.cancel()
+                raise self._timed_out(timeout) from None
             except Exception as exc:
-                cause = _unwrap(exc)
-                if isinstance(cause, ThinkgateError):
-                    raise cause from None
-                raise TierUnavailableError(self.name, f"{type(cause).__name__}: {cause}") from None
+                error = _as_tier_error(self.name, exc)
+                if not isinstance(error, _ReplicaGone):
+                    raise error from None
+                if attempt >= retries or time.monotonic() >= deadline:
+                    raise TierUnavailableError(
+                        self.name, f"replica died ({error})", retry_after_s=RETRY_AFTER_REPLICA_S
+                    ) from None
+                attempt += 1
+                log.warning("tier %s: replica died (%s); retrying once", self.name, error)
 
     async def ready(self) -> bool:
         try:
-            return bool(await self._remote("is_ready", retries=0))
+            timeout = min(READY_TIMEOUT_S, self.timeout_s)
+            return bool(await self._remote("is_ready", retries=0, timeout_s=timeout))
         except ThinkgateError:
             return False
 
@@ -134,21 +224,42 @@ class ServeTier:
         return result
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        responses = self.handle.options(stream=True).stream.remote(request)
-        iterator = responses.__aiter__()
+        """Events of one streamed request. A replica that dies before the first event is
+        replaced once (nothing was sent yet); after that the stream fails, because a retry
+        would repeat text the client already has. A stall longer than the tier's timeout
+        between two events cancels the request."""
+        attempt = 0
         while True:
+            responses = self.handle.options(stream=True).stream.remote(request)
+            iterator = responses.__aiter__()
+            sent = False
+            finished = False
             try:
-                event = await asyncio.wait_for(iterator.__anext__(), timeout=self.timeout_s)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                responses.cancel()
-                raise TierUnavailableError(self.name, "stream stalled") from None
-            except _REPLICA_GONE:
-                raise TierUnavailableError(self.name, "replica died") from None
-            except Exception as exc:
-                cause = _unwrap(exc)
-                if isinstance(cause, ThinkgateError):
-                    raise cause from None
-                raise TierUnavailableError(self.name, f"{type(cause).__name__}: {cause}") from None
-            yield event
+                while True:
+                    try:
+                        event = await asyncio.wait_for(iterator.__anext__(), self.timeout_s)
+                    except StopAsyncIteration:
+                        finished = True
+                        return
+                    except TimeoutError:
+                        raise TierUnavailableError(
+                            self.name, "stream stalled", retry_after_s=RETRY_AFTER_TIMEOUT_S
+                        ) from None
+                    except Exception as exc:
+                        error = _as_tier_error(self.name, exc)
+                        if not isinstance(error, _ReplicaGone):
+                            raise error from None
+                        if sent or attempt >= 1:
+                            raise TierUnavailableError(
+                                self.name,
+                                f"replica died mid-stream ({error})",
+                                retry_after_s=RETRY_AFTER_REPLICA_S,
+                            ) from None
+                        break
+                    sent = True
+                    yield event
+            finally:
+                if not finished:  # failed, stalled, or the client went away: stop generating
+                    responses.cancel()
+            attempt += 1
+            log.warning("tier %s: replica died before streaming; retrying once", self.name)

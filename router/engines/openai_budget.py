@@ -80,6 +80,7 @@ class TwoPhaseForcing:
         self.budget = budget
         self.markers = engine.config.thinking
         self.prefill = engine.config.two_phase_opening == "prefill"
+        self.think_tokens = min(budget, request.params.max_tokens)
 
     # -- phase 1 -------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ class TwoPhaseForcing:
         return self.engine.chat_body(
             self.request.messages,
             self.params,
-            max_tokens=min(self.budget, self.params.max_tokens),
+            max_tokens=self.think_tokens,
             n=self.params.n,
             stop=(self.markers.close,),
             seed=self.params.seed,
@@ -173,7 +174,7 @@ class TwoPhaseForcing:
         prompt: int | None = None
         if self.budget > 0:
             choices, usage = engine.call(self.think_body(stream=False), "thinking")
-            prompt, done = finish_choices(choices, usage)
+            prompt, done = finish_choices(choices, usage, max_tokens=self.think_tokens)
             thoughts = [self.thought(c, d) for c, d in zip(choices, done, strict=True)]
         else:
             thoughts = self.skipped_thoughts()
@@ -203,7 +204,7 @@ class TwoPhaseForcing:
                 reasoning, content = choice.flush()
                 if reasoning or content:
                     yield StreamEvent(index=index, reasoning=reasoning, content=content)
-            prompt, done = finish_choices(choices, usage)
+            prompt, done = finish_choices(choices, usage, max_tokens=self.think_tokens)
             thoughts = [self.thought(c, d) for c, d in zip(choices, done, strict=True)]
         else:
             thoughts = self.skipped_thoughts()

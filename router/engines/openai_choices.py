@@ -6,10 +6,12 @@ text inside ``content``. `ChoiceText` accepts both, message by message or delta 
 and separates them with the shared `ThinkingSplitter`.
 
 Token counts: an upstream reports ``usage`` for the whole response, not per choice. With
-one choice the counts are the upstream's own; with several, the total is shared out in
-proportion to each choice's text length (the total stays exact). Reasoning tokens are the
-upstream's ``completion_tokens_details.reasoning_tokens`` when it reports them; otherwise a
-choice that produced only reasoning counts all its tokens as reasoning, and one with both
+one choice the counts are the upstream's own; with several, a choice cut by ``max_tokens``
+used exactly that many, and the rest of the total is shared out by the other choices'
+log-prob counts when those add up to it, else in proportion to their text length (the total
+stays exact). Reasoning tokens are the upstream's
+``completion_tokens_details.reasoning_tokens`` when it reports a positive number; otherwise
+a choice that produced only reasoning counts all its tokens as reasoning, and one with both
 shares its tokens by text length.
 
 Example::
@@ -206,10 +208,10 @@ class ChoiceText:
         """Reasoning tokens of this choice, given its completion ``tokens``."""
         if not self.reasoning.strip():
             return 0
+        if reported_reasoning:
+            return min(tokens, reported_reasoning)
         if not self.content.strip():
             return tokens
-        if reported_reasoning is not None:
-            return min(tokens, reported_reasoning)
         share = len(self.reasoning) / (len(self.reasoning) + len(self.content))
         return min(tokens, round(tokens * share))
 
@@ -224,15 +226,37 @@ class ChoiceText:
         )
 
 
+def share_tokens(choices: Sequence[ChoiceText], total: int, max_tokens: int | None) -> list[int]:
+    """Each choice's part of the response's ``total`` completion tokens (see module doc)."""
+    if len(choices) == 1:
+        return [total]
+    tokens = [0] * len(choices)
+    open_ = list(range(len(choices)))
+    cut = [i for i, c in enumerate(choices) if c.finish_reason == "length"]
+    if max_tokens is not None and cut and max_tokens * len(cut) <= total:
+        for i in cut:  # a choice that ran out generated exactly max_tokens
+            tokens[i] = max_tokens
+        open_ = [i for i in open_ if i not in cut]
+        total -= max_tokens * len(cut)
+    if not open_:
+        return tokens
+    weights = [len(choices[i].logprobs) for i in open_]
+    if not all(weights) or sum(weights) != total:  # log-probs may cover only the answer
+        weights = [len(choices[i].reasoning) + len(choices[i].content) + 1 for i in open_]
+    for i, part in zip(open_, apportion(total, weights), strict=True):
+        tokens[i] = part
+    return tokens
+
+
 def finish_choices(
-    choices: Sequence[ChoiceText], usage: Any
+    choices: Sequence[ChoiceText], usage: Any, *, max_tokens: int | None = None
 ) -> tuple[int | None, list[Completion]]:
-    """(prompt tokens or None, one `Completion` per choice) once all text is in."""
+    """(prompt tokens or None, one `Completion` per choice) once all text is in;
+    ``max_tokens`` is what each choice was allowed (a choice cut by it used all of it)."""
     prompt, completion, reasoning = usage_counts(usage)
     if completion is None:
         completion = sum(estimate_tokens(c.reasoning + c.content) for c in choices)
-    weights = [len(c.reasoning) + len(c.content) + 1 for c in choices]
-    tokens = apportion(completion, weights)
+    tokens = share_tokens(choices, completion, max_tokens)
     reported: list[int | None] = [None] * len(choices)
     if reasoning is not None:
         reported = list(apportion(reasoning, [len(c.reasoning) for c in choices]))

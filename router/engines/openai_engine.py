@@ -319,7 +319,7 @@ class OpenAIEngine:
 
             return TwoPhaseForcing(self, request).generate()
         choices, usage = self.call(self._plain_body(request, stream=False), self._mode(request))
-        prompt, done = finish_choices(choices, usage)
+        prompt, done = finish_choices(choices, usage, max_tokens=request.params.max_tokens)
         if prompt is None:
             prompt = self.count_prompt_tokens(request.messages, thinking=request.params.thinking)
         return GenerationResult(self._name, prompt, [self._with_budget(request, c) for c in done])
@@ -352,7 +352,7 @@ class OpenAIEngine:
         body = self._plain_body(request, stream=True)
         choices, usage = yield from self.stream_call(body, self._mode(request))
         tails = [choice.flush() for choice in choices]
-        prompt, done = finish_choices(choices, usage)
+        prompt, done = finish_choices(choices, usage, max_tokens=request.params.max_tokens)
         for index, ((reasoning, content), completion) in enumerate(zip(tails, done, strict=True)):
             completion = self._with_budget(request, completion)
             yield StreamEvent(

@@ -256,7 +256,8 @@ def decode_rows(
         g = torch.Generator(device=device)
         g.manual_seed(s.seed) if s.seed is not None else g.seed()
         generators.append(g)
-    sequences = [list(s.prompt_ids) for s in specs]
+    # Padded like ``ids``: the processor sees what transformers' generate would show it.
+    sequences = [[pad] * (width - len(s.prompt_ids)) + list(s.prompt_ids) for s in specs]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     step_ids, cache = ids, None
     with torch.inference_mode():

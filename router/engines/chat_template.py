@@ -23,6 +23,12 @@ the rendered prompt does not already end with the open marker, the marker and a 
 are appended. The open marker always enters the ids as the token sequence of the marker
 alone, so budget forcing can find it whatever the surrounding text tokenises into.
 
+Continuing the final assistant message (vLLM's ``continue_final_message``): the template
+renders the conversation without a generation prompt and with a placeholder as the last
+message's content; the text is cut at the placeholder and the content appended verbatim,
+so the prompt ends inside that message - no end-of-turn, no new turn, no added open marker
+(the template's own trimming of the content does not apply). Thinking is off for it.
+
 Example::
 
     prompt = render_prompt(tokenizer, [ChatMessage("user", "Hi")], thinking=True,
@@ -78,18 +84,34 @@ def choose_template(tokenizer: Any, override: str | None) -> tuple[str, bool]:
     return FALLBACK_CHAT_TEMPLATE, True
 
 
+_CONTINUE_PLACEHOLDER = "\x00thinkgate-final-message\x00"
+
+
 def render_text(
-    tokenizer: Any, messages: Sequence[ChatMessage], *, thinking: bool, template: str
+    tokenizer: Any,
+    messages: Sequence[ChatMessage],
+    *,
+    thinking: bool,
+    template: str,
+    continue_final: bool = False,
 ) -> str:
-    """The prompt as text (the generation prompt added)."""
+    """The prompt as text: the generation prompt added, or with ``continue_final`` ending
+    inside the last (assistant) message."""
     conversation = [{"role": m.role, "content": m.content} for m in messages]
+    if continue_final:
+        if not messages or messages[-1].role != "assistant":
+            raise InvalidRequestError(
+                "continue_final_message needs a final assistant message",
+                param="continue_final_message",
+            )
+        conversation[-1]["content"] = _CONTINUE_PLACEHOLDER
     try:
         text = tokenizer.apply_chat_template(
             conversation,
             chat_template=template,
             tokenize=False,
-            add_generation_prompt=True,
-            enable_thinking=thinking,
+            add_generation_prompt=not continue_final,
+            enable_thinking=thinking and not continue_final,
         )
     except Exception as exc:  # jinja2 raises TemplateError subclasses and others
         raise InvalidRequestError(
@@ -97,6 +119,15 @@ def render_text(
         ) from None
     if not isinstance(text, str):
         raise InvalidRequestError("the chat template did not render text", param="messages")
+    if continue_final:
+        at = text.rfind(_CONTINUE_PLACEHOLDER)
+        if at < 0:
+            raise InvalidRequestError(
+                "the chat template does not render the final assistant message, so it "
+                "cannot be continued",
+                param="continue_final_message",
+            )
+        text = text[:at] + messages[-1].content
     return text
 
 
@@ -107,15 +138,19 @@ def render_prompt(
     thinking: bool,
     markers: ThinkingMarkers,
     template: str | None,
+    continue_final: bool = False,
 ) -> RenderedPrompt:
-    """Render ``messages`` to ids; with ``thinking`` the ids end in an open section."""
+    """Render ``messages`` to ids; with ``thinking`` the ids end in an open section; with
+    ``continue_final`` they end inside the last assistant message (thinking off)."""
     chosen, fallback = choose_template(tokenizer, template)
-    text = render_text(tokenizer, messages, thinking=thinking, template=chosen)
+    text = render_text(
+        tokenizer, messages, thinking=thinking, template=chosen, continue_final=continue_final
+    )
 
     def encode(piece: str) -> list[int]:
         return list(tokenizer.encode(piece, add_special_tokens=False)) if piece else []
 
-    if not thinking:
+    if not thinking or continue_final:
         return RenderedPrompt(encode(text), thinking=False, uses_fallback=fallback)
     head, tail = text, "\n"
     at = text.rstrip().rfind(markers.open)

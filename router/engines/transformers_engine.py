@@ -214,7 +214,9 @@ class TransformersEngine:
         if not bool(torch.isfinite(logits).all()):
             raise RuntimeError(f"model {self._name!r} produced non-finite logits on a probe")
 
-    def _render(self, messages: Sequence[ChatMessage], *, thinking: bool) -> RenderedPrompt:
+    def _render(
+        self, messages: Sequence[ChatMessage], *, thinking: bool, continue_final: bool = False
+    ) -> RenderedPrompt:
         self._require_loaded()
         if not messages:
             raise InvalidRequestError("messages must not be empty", param="messages")
@@ -224,6 +226,7 @@ class TransformersEngine:
             thinking=thinking,
             markers=self.config.thinking,
             template=self.config.chat_template,
+            continue_final=continue_final,
         )
 
     def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int:
@@ -233,7 +236,11 @@ class TransformersEngine:
 
     def _specs(self, request: GenerationRequest) -> tuple[RenderedPrompt, list[RowSpec]]:
         params = request.params
-        prompt = self._render(request.messages, thinking=params.thinking)
+        prompt = self._render(
+            request.messages,
+            thinking=params.thinking,
+            continue_final=request.continue_final_message,
+        )
         if len(prompt.ids) + params.max_tokens > self._context_length:
             raise ContextLengthError(
                 f"the prompt ({len(prompt.ids)} tokens) plus max_tokens ({params.max_tokens}) "

@@ -1,11 +1,6 @@
 """``thinkgate train-selfref`` end to end on a tiny real model: answers, labels, training,
-an adapter the engine loads, and a ``selfref`` scorer whose output follows the labels.
-
-A random tiny model answers gibberish, so the dataset is made from its own greedy answers:
-half the items take the first word of the model's reply as gold (judged right), half a
-word it never says (judged wrong). Greedy decoding reproduces the same answers inside
-the command.
-"""
+an adapter the engine loads, and a ``selfref`` scorer whose output follows the labels
+(the QA set is the ``tiny_qa`` fixture of this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -14,26 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from classifiers.selfref_data import QAItem, answer_items, answer_words, is_correct
+from classifiers.selfref_data import QAItem
 from router.cli import main
 from router.config import EngineConfig
 from router.engines.base import Completion
 from router.escalation import create_scorer, engine_probe
+from tests.escalation.conftest import TinyQA
 
 pytest.importorskip("peft")
-
-PROMPTS = [
-    "What is 2+2?",
-    "Hello, how are you?",
-    "The capital of France is?",
-    "Compute 12 * 7",
-    "Why is the sky blue?",
-    "Write a short poem about the sea.",
-    "Water boils at?",
-    "Let me think step by step.",
-]
 
 
 def _engine(config: EngineConfig):  # type: ignore[no-untyped-def]
@@ -57,33 +41,16 @@ def _selfref(engine, items: list[QAItem], answers: list[Completion]) -> list[flo
     return asyncio.run(score())
 
 
-def test_train_selfref_end_to_end(tiny_qwen3_dir: Path, tiny_engine_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    base = tiny_engine_config(tiny_qwen3_dir)
-    engine = _engine(base)
-    probes = [QAItem(prompt=p, answer="x") for p in PROMPTS]
-    replies = answer_items(engine, probes, max_tokens=8, progress=False)
-    items = []
-    for index, (prompt, reply) in enumerate(zip(PROMPTS, replies, strict=True)):
-        words = answer_words(reply.text.splitlines()[0] if reply.text.strip() else "")
-        gold = words[0] if index % 2 == 0 and words else "zebra"
-        items.append(QAItem(prompt=prompt, answer=gold))
-    labels = [is_correct(r.text, i.answer) for r, i in zip(replies, items, strict=True)]
-    assert 0 < sum(labels) < len(labels), "the dataset needs both classes"
-    before = _selfref(engine, items, replies)
-
-    data = tmp_path / "train.jsonl"
-    data.write_text(
-        "".join(json.dumps({"prompt": i.prompt, "answer": i.answer}) + "\n" for i in items)
-    )
-    config_file = tmp_path / "thinkgate.yaml"
-    config_file.write_text(yaml.safe_dump({"small": {"engine": base.model_dump(mode="json")}}))
+def test_train_selfref_end_to_end(tiny_qa: TinyQA, tmp_path: Path) -> None:
+    engine = _engine(tiny_qa.engine_config)
+    before = _selfref(engine, tiny_qa.items, tiny_qa.replies)
     out = tmp_path / "selfref"
     code = main(
         [
             "train-selfref",
             "--engine", "small",
-            "--config", str(config_file),
-            "--data", str(data),
+            "--config", str(tiny_qa.config_file),
+            "--data", str(tiny_qa.data),
             "--out", str(out),
             "--max-steps", "60",
             "--learning-rate", "5e-3",
@@ -93,13 +60,14 @@ def test_train_selfref_end_to_end(tiny_qwen3_dir: Path, tiny_engine_config, tmp_
         ]
     )  # fmt: skip
     assert code == 0
+    labels = tiny_qa.correct
     meta = json.loads((out / "selfref.json").read_text())
     assert (meta["correct"], meta["incorrect"]) == (sum(labels), len(labels) - sum(labels))
     assert meta["steps"] == 60
     assert meta["last_loss"] < meta["first_loss"]
 
-    tuned = _engine(base.model_copy(update={"adapter_path": str(out)}))
-    after = _selfref(tuned, items, replies)
+    tuned = _engine(tiny_qa.engine_config.model_copy(update={"adapter_path": str(out)}))
+    after = _selfref(tuned, tiny_qa.items, tiny_qa.replies)
     assert after != pytest.approx(before, abs=1e-3)
     right = [u for u, ok in zip(after, labels, strict=True) if ok]
     wrong = [u for u, ok in zip(after, labels, strict=True) if not ok]

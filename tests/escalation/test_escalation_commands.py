@@ -1,0 +1,66 @@
+"""``calibrate-escalation`` and ``eval-escalation`` through the CLI on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from tests.escalation.conftest import MAX_TOKENS, TinyQA
+
+
+def test_eval_escalation_reports_every_scorer(tiny_qa: TinyQA, tmp_path: Path) -> None:
+    out, plot = tmp_path / "esc.json", tmp_path / "esc.png"
+    code = main(
+        ["eval-escalation", "--config", str(tiny_qa.config_file), "--dataset", str(tiny_qa.data),
+         "--json", str(out), "--plot", str(plot), "--max-tokens", str(MAX_TOKENS),
+         "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == len(tiny_qa.items)
+    assert report["accuracy"] == pytest.approx(sum(tiny_qa.correct) / len(tiny_qa.correct))
+    # the tiny tokenizer holds <CN>/<UN>, so even selfref runs (untrained)
+    assert set(report["scorers"]) == {
+        "mean_logprob", "min_logprob", "margin", "entropy", "self_verify", "selfref"
+    }  # fmt: skip
+    for result in report["scorers"].values():
+        assert 0.0 <= result["auroc"] <= 1.0
+        assert result["curve"][0] == [0.0, report["accuracy"]]
+        assert result["curve"][-1] == [1.0, 1.0]
+    assert plot.stat().st_size > 0
+
+
+def test_eval_escalation_skips_what_cannot_run(tiny_qa: TinyQA, tmp_path: Path) -> None:
+    out = tmp_path / "esc.json"
+    code = main(
+        ["eval-escalation", "--config", str(tiny_qa.config_file), "--dataset", str(tiny_qa.data),
+         "--json", str(out), "--limit", "2", "--max-tokens", str(MAX_TOKENS), "--no-progress",
+         "--scorers", "margin", "nope"]
+    )  # fmt: skip
+    assert code == 2
+
+
+def test_calibrate_escalation_hits_the_rate(
+    tiny_qa: TinyQA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tau.json"
+    code = main(
+        ["calibrate-escalation", "--config", str(tiny_qa.config_file), "--dataset",
+         str(tiny_qa.data), "--rate", "0.25", "--scorer", "mean_logprob", "--json", str(out),
+         "--max-tokens", str(MAX_TOKENS), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    details = json.loads(out.read_text())
+    assert details["escalation_rate"] == pytest.approx(0.25)
+    assert details["n"] == len(tiny_qa.items)
+    assert f"tau: {details['tau']:.4f}" in capsys.readouterr().out
+
+
+def test_calibrate_escalation_rejects_a_bad_rate(tiny_qa: TinyQA) -> None:
+    code = main(
+        ["calibrate-escalation", "--dataset", str(tiny_qa.data), "--rate", "1.5"]
+    )  # fmt: skip
+    assert code == 2

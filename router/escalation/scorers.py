@@ -8,13 +8,12 @@ Token log-probability family (needs the answer's log-probabilities with
 ``top_logprobs >= 2``; every transform is monotone, so AUROC and calibrated rates do not
 depend on it — it only makes τ readable):
 
-==============  ============================================================================
-``mean_logprob`` ``1 - exp(mean log p)``: one minus the geometric-mean token probability.
-``min_logprob``  ``1 - exp(min log p)``: one minus the least likely token's probability.
-``margin``       ``1 - mean(p1 - p2)``: p1, p2 the two most likely alternatives per token.
-``entropy``      ``mean(H(q) / log k)``: q the top-k alternatives renormalised to sum 1,
-                 so each token's entropy lies in [0, 1] (0 when only one alternative).
-==============  ============================================================================
+- ``mean_logprob``: ``1 - exp(mean log p)``, one minus the geometric-mean token probability.
+- ``min_logprob``: ``1 - exp(min log p)``, one minus the least likely token's probability.
+- ``margin``: ``1 - mean(p1 - p2)``, p1 and p2 the two most likely alternatives per token
+  (p2 = 0 where a position has one alternative).
+- ``entropy``: ``mean(H(q) / log k)``, q the top-k alternatives renormalised to sum 1, so
+  each token's entropy lies in [0, 1] (0 where a position has one alternative).
 
 Probe family (reads next-token log-probabilities through a `NextTokenProbe`; no
 sampling, nothing is emitted):
@@ -24,7 +23,8 @@ sampling, nothing is emitted):
   sums the probability of every casing/spacing variant in `YES_VARIANTS` that the
   tokenizer has as one token ("Yes", " yes", ...): the variants are mutually exclusive
   next tokens, so summing them is the model's total mass on "yes", and it does not matter
-  which form a given tokenizer or chat template prefers.
+  which form a given tokenizer or chat template prefers. Which variants are single tokens
+  is found on first use (the probe rejects the others) and remembered by the scorer.
 - ``selfref`` (Self-REF, Chuang et al. 2025): with a model fine-tuned by
   ``thinkgate train-selfref``, the confidence token that would follow the answer is read
   at the position right after it; uncertainty = ``P(<UN>) / (P(<CN>) + P(<UN>))``.

@@ -149,7 +149,8 @@ def test_stream_matches_generate(upstream: str) -> None:
     assert final.prompt_tokens == whole.prompt_tokens
     streamed = [e.token for event in events for e in event.logprobs]
     assert streamed  # a thinkgate upstream skips log-probs of tokens whose text it holds back
-    assert streamed == [e.token for e in whole.choices[0].logprobs or []][: len(streamed)]
+    remaining = iter([e.token for e in whole.choices[0].logprobs or []])
+    assert all(token in remaining for token in streamed)  # in order, some possibly missing
 
 
 def test_stream_n_choices(upstream: str) -> None:

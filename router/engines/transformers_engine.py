@@ -46,6 +46,7 @@ from router.engines.base import (
     GenerationRequest,
     GenerationResult,
     StreamEvent,
+    TokenLogprob,
 )
 from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
 from router.engines.embedded import EMBEDDED_SERVED_NAMES, is_embedded, resolve_embedded
@@ -102,7 +103,7 @@ class TransformersEngine:
 
     @property
     def context_length(self) -> int:
-        self._require_loaded()
+        """The model's window (or the configured override); 0 until loaded if not configured."""
         return self._context_length
 
     @property
@@ -300,8 +301,13 @@ class TransformersEngine:
 
     def _stream(self, prompt: RenderedPrompt, specs: list[RowSpec]) -> Iterator[StreamEvent]:
         first = True
+        # Logprobs of tokens whose text is held back (incomplete UTF-8, a possible stop or
+        # marker) ride on the row's next event.
+        pending: dict[int, list[TokenLogprob]] = {}
         for deltas in self._decode(specs):
             for delta in deltas:
+                waiting = pending.setdefault(delta.row, [])
+                waiting.extend(delta.logprobs)
                 if not (delta.content or delta.reasoning or delta.completion or first):
                     continue
                 done = delta.completion
@@ -309,11 +315,12 @@ class TransformersEngine:
                     index=delta.row,
                     content=delta.content,
                     reasoning=delta.reasoning,
-                    logprobs=tuple(delta.logprobs),
+                    logprobs=tuple(waiting),
                     finish_reason=done.finish_reason if done else None,
                     completion=done,
                     prompt_tokens=len(prompt.ids) if first else None,
                 )
+                waiting.clear()
                 first = False
 
     # -- scoring -------------------------------------------------------------------------

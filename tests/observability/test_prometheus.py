@@ -1,17 +1,25 @@
 """A real Prometheus scrapes a real thinkgate; every dashboard and alert query is evaluated.
 
-The gateway runs in-process with tiny models (``tests.servers.running_gateway``), configured
-so every code path that feeds a metric runs: escalation fires (tau = 0), the strong tier
-thinks under a budget it cannot meet (forced closes), both tiers stream (time to first
-token), and one request is invalid (errors). Prometheus scrapes it every second with the
-label ``namespace`` the PodMonitor/ServiceMonitor attach in a cluster, loads the alert and
-recording rules, and then each PromQL expression of ``k8s/`` goes through
-``/api/v1/query``: it must parse, and every dashboard query on ``thinkgate_`` metrics must
-return data. ``ray_serve_*`` queries only have to parse here (no Ray cluster; the Serve
-tests cover Ray's side).
+Two topologies, one module-scoped fixture each:
+
+- ``in_process``: the gateway in-process with tiny models (``tests.servers.running_gateway``);
+  Prometheus scrapes its ``/metrics``.
+- ``ray_serve``: the real Serve application (``deployments.app.build_from_config``) on local
+  Ray started with a metrics export port, scraped as in the cluster (``k8s/monitoring.yaml``):
+  the gateway's ``/metrics`` through the Serve proxy, and Ray's port for ``ray_serve_*``.
+
+The config makes every code path that feeds a metric run: escalation fires (tau = 0), the
+strong tier thinks under a budget it cannot meet (forced closes), both tiers stream (time to
+first token), and one request per round is invalid (errors). Targets carry the label
+``namespace`` that the PodMonitor/ServiceMonitor attach in a cluster. Prometheus also loads
+the alert and recording rules. Then each PromQL expression of ``k8s/`` goes through
+``/api/v1/query``: it must parse, and each dashboard query must return data when its metrics
+can exist in the topology (``thinkgate_*`` always, ``ray_serve_*`` under Ray), except the
+small allow-list below, each with its reason.
 
 Needs the ``prometheus`` binary (Debian: ``apt-get install -y prometheus``); skipped without.
-Set ``THINKGATE_DASHBOARD_PNG=path.png`` to keep the rendered key panels.
+Set ``THINKGATE_DASHBOARD_PNG_DIR=dir`` to keep the rendered key panels
+(``dir/dashboard-<topology>.png``).
 """
 
 from __future__ import annotations
@@ -42,11 +50,14 @@ pytestmark = pytest.mark.prometheus
 NAMESPACE = "thinkgate-test"
 RATE_INTERVAL = "1m"
 LONG_PROMPT = " ".join(["explain the proof step by step"] * 20)
-# Dashboard panels that legitimately stay empty in this test, with the reason.
+# Metrics whose dashboard queries may stay empty here, with the reason.
 NEEDS_EVENTS_WE_CANNOT_PRODUCE = {
-    "Fallbacks/s (tier unavailable)": "needs a tier to fail mid-request "
-    "(thinkgate_fallbacks_total); covered by the cascade fault tests",
+    "thinkgate_fallbacks_total": "needs a tier to fail mid-request; the cascade fault "
+    "tests cover fallbacks",
+    "ray_serve_deployment_error_counter_total": "counts exceptions raised in replicas; "
+    "thinkgate returns errors as values, so healthy traffic raises none",
 }
+TOPOLOGIES = ["in_process", pytest.param("ray_serve", marks=pytest.mark.serve)]
 
 
 @dataclass
@@ -69,21 +80,31 @@ def _prometheus_binary() -> str:
 
 
 @contextlib.contextmanager
-def running_prometheus(target: str, rules: Path, workdir: Path) -> Iterator[Prometheus]:
-    """Prometheus on a free loopback port scraping ``target`` (host:port) every second."""
+def running_prometheus(targets: dict[str, str], rules: Path, workdir: Path) -> Iterator[Prometheus]:
+    """Prometheus on a free loopback port scraping every ``job: host:port``.
+
+    Short intervals keep the test quick; the timeouts are generous because a failed scrape
+    marks every series of the target stale at once (Ray's port answers in ~1 s on a
+    loaded 2-CPU runner)."""
     binary = _prometheus_binary()
     port = free_port()
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": [
             {
-                "job_name": "thinkgate-gateway",
+                "job_name": job,
                 "metrics_path": "/metrics",
+                **(
+                    {"scrape_interval": "5s", "scrape_timeout": "5s"}
+                    if job == "thinkgate-ray"
+                    else {}
+                ),
                 "static_configs": [
-                    {"targets": [target], "labels": {"namespace": NAMESPACE, "pod": "gw-0"}}
+                    {"targets": [target], "labels": {"namespace": NAMESPACE, "pod": f"{job}-0"}}
                 ],
             }
+            for job, target in targets.items()
         ],
     }
     config_path = workdir / "prometheus.yml"
@@ -158,33 +179,84 @@ def fast_rule_groups() -> dict[str, Any]:
     return groups
 
 
-@pytest.fixture(scope="module")
+@dataclass
+class Scraped:
+    topology: str
+    prometheus: Prometheus
+    workdir: Path
+    sent: int
+
+
+@contextlib.contextmanager
+def _gateway_targets(
+    topology: str, small: Path, strong: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Start thinkgate in ``topology``; yields its base URL and the scrape targets."""
+    sections: dict[str, Any] = {
+        "routing": {"scorer": "length_baseline", "threshold": 0.2},
+        "escalation": {"enabled": True, "scorer": "mean_logprob", "tau": 0.0},
+    }
+    if topology == "in_process":
+        with running_gateway(tiny_config(small, strong, **sections)) as base_url:
+            yield base_url, {"thinkgate-gateway": base_url.removeprefix("http://")}
+        return
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    from tests.serve.conftest import serve_tiny_config, start_app
+
+    metrics_port = free_port()
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+    )
+    try:
+        base_url = start_app(serve_tiny_config(small, strong, **sections))
+        yield (
+            base_url,
+            {
+                "thinkgate-gateway": base_url.removeprefix("http://"),
+                "thinkgate-ray": f"127.0.0.1:{metrics_port}",
+            },
+        )
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module", params=TOPOLOGIES)
 def scraped(
-    tiny_qwen3_dir: Path, tiny_gemma3_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Prometheus, Path]]:
-    """A gateway with traffic, and a Prometheus that has scraped it (and run the rules)."""
-    workdir = tmp_path_factory.mktemp("prometheus")
+    request: pytest.FixtureRequest,
+    tiny_qwen3_dir: Path,
+    tiny_gemma3_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Scraped]:
+    """thinkgate with traffic, and a Prometheus that has scraped it (and run the rules)."""
+    topology: str = request.param
+    workdir = tmp_path_factory.mktemp(f"prometheus-{topology}")
     rules = workdir / "thinkgate-rules.yml"
     rules.write_text(yaml.safe_dump(fast_rule_groups()))
-    config = tiny_config(
-        tiny_qwen3_dir,
-        tiny_gemma3_dir,
-        routing={"threshold": 0.2},
-        escalation={"enabled": True, "tau": 0.0},
-    )
-    with running_gateway(config) as base_url:
-        target = base_url.removeprefix("http://")
-        with running_prometheus(target, rules, workdir) as prometheus:
-            client = OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0)
-            httpx.get(f"{base_url}/ready", timeout=30)
-            sent = 0
-            # Several rounds a few seconds apart, so rates and quantiles are non-zero.
-            for _ in range(4):
-                sent += send_round(client)
-                time.sleep(3)
-            _wait_for(prometheus, f'sum(thinkgate_requests_total{{namespace="{NAMESPACE}"}})', sent)
-            time.sleep(3)  # a few more scrapes and rule evaluations
-            yield prometheus, workdir
+    ns = f'namespace="{NAMESPACE}"'
+    with (
+        _gateway_targets(topology, tiny_qwen3_dir, tiny_gemma3_dir) as (base_url, targets),
+        running_prometheus(targets, rules, workdir) as prometheus,
+    ):
+        client = OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0)
+        sent = 0
+        # Several rounds a few seconds apart, so rates and quantiles are non-zero.
+        for _ in range(4):
+            sent += send_round(client)
+            time.sleep(3)
+        _wait_for(prometheus, f"sum(thinkgate_requests_total{{{ns}}})", sent)
+        if topology == "ray_serve":
+            # Ray's agent exports every few seconds: wait until the traffic shows there too.
+            _wait_for(prometheus, f"count(ray_serve_deployment_replica_healthy{{{ns}}})", 3)
+            _wait_for(prometheus, f"sum(ray_serve_deployment_request_counter_total{{{ns}}})", sent)
+        time.sleep(5)  # a few more scrapes and rule evaluations
+        _wait_for(prometheus, f"min(up{{{ns}}})", 1)
+        yield Scraped(topology, prometheus, workdir, sent)
 
 
 def _wait_for(prometheus: Prometheus, expr: str, value: float, timeout_s: float = 60) -> None:
@@ -204,10 +276,18 @@ def _evaluate(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
     return result
 
 
+def _must_have_data(scraped: Scraped, names: set[str]) -> bool:
+    if names & NEEDS_EVENTS_WE_CANNOT_PRODUCE.keys():
+        return False
+    if scraped.topology == "ray_serve":
+        return True
+    return all(n.startswith("thinkgate_") for n in names)
+
+
 def test_every_dashboard_and_rule_expression_evaluates(
-    scraped: tuple[Prometheus, Path], capsys: pytest.CaptureFixture[str]
+    scraped: Scraped, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prometheus, _ = scraped
+    prometheus = scraped.prometheus
     queries = k8s_module("dashboard_queries")
     dashboard, groups = queries.load_dashboard(), queries.load_rule_groups()
     variables = {"namespace": NAMESPACE, "deployment": ".*", "rate_interval": RATE_INTERVAL}
@@ -218,7 +298,7 @@ def test_every_dashboard_and_rule_expression_evaluates(
         expanded = queries.expand(expr, **variables)
         result = _evaluate(prometheus, expanded)
         counts["dashboard"] += 1
-        if "thinkgate_" in expanded and not result and title not in NEEDS_EVENTS_WE_CANNOT_PRODUCE:
+        if not result and _must_have_data(scraped, queries.metric_names(expanded)):
             empty.append(f"{title}: {expanded}")
 
     for name, expr in queries.variable_exprs(dashboard):
@@ -234,16 +314,17 @@ def test_every_dashboard_and_rule_expression_evaluates(
     total = sum(counts.values())
     with capsys.disabled():
         print(
-            f"\n[prometheus] evaluated {total} PromQL expressions through /api/v1/query: "
+            f"\n[prometheus/{scraped.topology}] evaluated {total} PromQL expressions through "
+            "/api/v1/query: "
             f"{counts['dashboard']} dashboard targets, {counts['variables']} template "
-            f"variables, {counts['rules']} alert/recording rules; allow-listed empty: "
+            f"variables, {counts['rules']} alert/recording rules; may be empty: "
             f"{sorted(NEEDS_EVENTS_WE_CANNOT_PRODUCE)}"
         )
-    assert empty == [], "dashboard queries on thinkgate_ metrics returned no data"
+    assert empty == [], "dashboard queries returned no data"
 
 
-def test_key_values_match_the_traffic(scraped: tuple[Prometheus, Path]) -> None:
-    prometheus, _ = scraped
+def test_key_values_match_the_traffic(scraped: Scraped) -> None:
+    prometheus = scraped.prometheus
     ns = f'namespace="{NAMESPACE}"'
 
     def value(expr: str) -> float:
@@ -262,8 +343,8 @@ def test_key_values_match_the_traffic(scraped: tuple[Prometheus, Path]) -> None:
     assert 0 < share < 1
 
 
-def test_prometheus_loaded_and_ran_every_rule(scraped: tuple[Prometheus, Path]) -> None:
-    prometheus, workdir = scraped
+def test_prometheus_loaded_and_ran_every_rule(scraped: Scraped) -> None:
+    prometheus, workdir = scraped.prometheus, scraped.workdir
     body = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=30).json()
     rules = [r for g in body["data"]["groups"] for r in g["rules"]]
     expected = k8s_module("dashboard_queries").rule_exprs(
@@ -287,11 +368,11 @@ def test_prometheus_loaded_and_ran_every_rule(scraped: tuple[Prometheus, Path]) 
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_render_key_panels_png(scraped: tuple[Prometheus, Path], tmp_path: Path) -> None:
-    prometheus, _ = scraped
+def test_render_key_panels_png(scraped: Scraped, tmp_path: Path) -> None:
+    prometheus = scraped.prometheus
     render = k8s_module("render_dashboard")
-    wanted = os.environ.get("THINKGATE_DASHBOARD_PNG")
-    out = Path(wanted) if wanted else tmp_path / "dashboard.png"
+    folder = Path(os.environ.get("THINKGATE_DASHBOARD_PNG_DIR") or tmp_path)
+    out = folder / f"dashboard-{scraped.topology.replace('_', '-')}.png"
     end = time.time()
     render.render(
         prometheus.url,
@@ -301,6 +382,7 @@ def test_render_key_panels_png(scraped: tuple[Prometheus, Path], tmp_path: Path)
         step_s=1.0,
         rate_interval="10s",
         namespace=NAMESPACE,
-        title_note=f"(tiny models, {math.ceil(end - prometheus.started)} s of test traffic)",
+        title_note=f"({scraped.topology}, tiny models, "
+        f"{math.ceil(end - prometheus.started)} s of test traffic)",
     )
     assert out.stat().st_size > 10_000

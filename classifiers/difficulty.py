@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
-from classifiers.scorers import LinearHead, PlattCalibration
+from classifiers.scorers import GainHead, PlattCalibration
 
 __all__ = ["ARTIFACT_FORMAT", "DEFAULT_ROUTER_PATH", "DifficultyRouter", "RouterArtifactError"]
 
@@ -48,15 +48,15 @@ class DifficultyRouter:
 
     Args:
         featurizer: feature blocks the head was trained on.
-        head: the classifier head (numpy).
-        calibration: maps the head's logit to a probability.
+        head: expected quality gain of the strong over the weak model (numpy).
+        calibration: maps the expected gain to p_strong, a probability.
         metadata: JSON-able facts about training (data hash, command, validation).
     """
 
     def __init__(
         self,
         featurizer: FeaturizerConfig,
-        head: LinearHead,
+        head: GainHead,
         calibration: PlattCalibration,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -83,7 +83,7 @@ class DifficultyRouter:
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """p_strong from precomputed features."""
-        return self.calibration.probability(self.head.logit(features))
+        return self.calibration.probability(self.head.gain(features))
 
     def score(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
         """p_strong of each prompt, float64 in [0, 1], shape ``(len(prompts),)``."""
@@ -146,7 +146,7 @@ class DifficultyRouter:
                 )
             featurizer = FeaturizerConfig.from_json(meta["featurizer"])
             calibration = PlattCalibration.from_json(meta["calibration"])
-            head = LinearHead.from_tensors(load_file(str(weights_path)))
+            head = GainHead.from_tensors(load_file(str(weights_path)))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RouterArtifactError):
                 raise

@@ -2,6 +2,8 @@
 
 Blocks, each optional, concatenated in this order:
 
+0. ``static`` — mean of the encoder's input token embeddings over the first
+   ``static_tokens`` tokens (no transformer layers: cheap enough for long windows);
 1. ``head`` — sentence embedding of the first ``head_tokens`` tokens;
 2. ``tail`` — sentence embedding of the last ``tail_tokens`` tokens (where the actual
    question of a long prompt usually is);
@@ -38,22 +40,24 @@ class FeaturizerConfig:
     Attributes:
         encoder_path: sentence-transformers model folder; ``None`` is the bundled
             all-MiniLM-L6-v2.
+        static_tokens: tokens averaged by the static block; 0 disables the block.
         head_tokens: tokens of the prompt's beginning to embed; 0 disables the block.
         tail_tokens: tokens of the prompt's end to embed; 0 disables the block.
         text_features: whether to append the cheap text features.
     """
 
     encoder_path: str | None = None
-    head_tokens: int = 128
-    tail_tokens: int = 64
+    static_tokens: int = 512
+    head_tokens: int = 0
+    tail_tokens: int = 32
     text_features: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("head_tokens", "tail_tokens"):
+        for name in ("static_tokens", "head_tokens", "tail_tokens"):
             value = getattr(self, name)
             if value != 0 and value < 4:
                 raise ValueError(f"{name} must be 0 or >= 4, got {value}")
-        if not (self.head_tokens or self.tail_tokens or self.text_features):
+        if not (self.static_tokens or self.head_tokens or self.tail_tokens or self.text_features):
             raise ValueError("a featurizer needs at least one feature block")
 
     def to_json(self) -> dict[str, Any]:
@@ -63,7 +67,7 @@ class FeaturizerConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeaturizerConfig:
         """Inverse of :meth:`to_json`; unknown keys are an error."""
-        known = {"encoder_path", "head_tokens", "tail_tokens", "text_features"}
+        known = {"encoder_path", "static_tokens", "head_tokens", "tail_tokens", "text_features"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown featurizer settings: {sorted(unknown)}")
@@ -75,6 +79,17 @@ class PromptFeaturizer:
 
     def __init__(self, config: FeaturizerConfig) -> None:
         self.config = config
+        self._static = (
+            TextEncoder(
+                config.encoder_path,
+                max_seq_length=config.static_tokens,
+                window="head",
+                static=True,
+                batch_size=128,
+            )
+            if config.static_tokens
+            else None
+        )
         self._head = (
             TextEncoder(config.encoder_path, max_seq_length=config.head_tokens, window="head")
             if config.head_tokens
@@ -89,6 +104,8 @@ class PromptFeaturizer:
     def block_names(self) -> list[str]:
         """Names of the feature blocks, in column order."""
         names = []
+        if self._static is not None:
+            names.append("static")
         if self._head is not None:
             names.append("head")
         if self._tail is not None:
@@ -102,6 +119,8 @@ class PromptFeaturizer:
     ) -> dict[str, np.ndarray]:
         """Each feature block separately, float32 ``(n, d_block)``."""
         out: dict[str, np.ndarray] = {}
+        if self._static is not None:
+            out["static"] = self._static.encode(prompts, show_progress_bar=show_progress_bar)
         if self._head is not None:
             out["head"] = self._head.encode(prompts, show_progress_bar=show_progress_bar)
         if self._tail is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "files_digest",
     "load_excluded_prompts",
     "load_outcomes",
+    "read_table",
 ]
 
 ScoreKind = Literal["boolean", "numeric"]
@@ -95,6 +96,14 @@ class Outcomes:
         result: np.ndarray = (self.strong - self.weak) / self.score_range
         return result
 
+    def normalized(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weak, strong) scores mapped to ``[0, 1]`` by the common score range."""
+        if self.kind == "boolean" or len(self) == 0:
+            return self.weak, self.strong
+        low = float(min(self.weak.min(), self.strong.min()))
+        span = self.score_range
+        return (self.weak - low) / span, (self.strong - low) / span
+
     def labels(self, margin: float = 0.0) -> np.ndarray:
         """Binary router target: 1 where ``strong - weak > margin`` (raw score units)."""
         result: np.ndarray = ((self.strong - self.weak) > margin).astype(np.int64)
@@ -113,7 +122,7 @@ class Outcomes:
         )
 
 
-def _read_rows(path: Path, *, jsonl: bool = False) -> tuple[list[str], list[dict[str, object]]]:
+def read_table(path: Path, *, jsonl: bool = False) -> tuple[list[str], list[dict[str, object]]]:
     """Columns (as far as known) and rows of a CSV or (by suffix or ``jsonl``) JSONL file."""
     if not path.is_file():
         raise OutcomesError(f"{path}: no such file")
@@ -178,7 +187,7 @@ def _parse_score(value: object, path: Path, column: str, row: int) -> tuple[floa
 def load_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
     """Prompts listed under ``key`` in a JSONL file (one object per line)."""
     file = Path(path)
-    _, rows = _read_rows(file, jsonl=True)
+    _, rows = read_table(file, jsonl=True)
     excluded: set[str] = set()
     for number, row in enumerate(rows, start=1):
         value = row.get(key)
@@ -214,7 +223,7 @@ def load_outcomes(
     sources = [str(f) for f in files]
     for group, name in enumerate(files):
         path = Path(name)
-        columns, rows = _read_rows(path)
+        columns, rows = read_table(path)
         if not rows:
             raise OutcomesError(f"{path}: contains no rows")
         for column in (prompt_column, weak_column, strong_column):

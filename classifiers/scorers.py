@@ -1,10 +1,11 @@
 """The router's classifier heads as plain numpy arrays (no pickle anywhere).
 
 Training uses scikit-learn; what ships is only arrays (saved as safetensors) plus a few
-JSON numbers, evaluated here with numpy. Two heads:
-
-- ``logistic``: standardise, then a linear logit;
-- ``mlp``: standardise, ReLU hidden layers, a linear logit.
+JSON numbers, evaluated here with numpy. A :class:`LinearHead` is standardisation then
+dense layers ending in one logit (``logistic`` with one layer, ``mlp`` with more). A
+:class:`GainHead` holds two of them — the expected quality of the strong and of the weak
+model — and scores a prompt by the expected gain of routing it to the strong model,
+``sigmoid(strong logit) - sigmoid(weak logit)`` in ``[-1, 1]``.
 
 :class:`PlattCalibration` maps the raw logit to a probability with ``sigmoid(a z + b)``,
 fitted on out-of-fold predictions; being strictly increasing, it never changes the order
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LinearHead", "PlattCalibration", "sigmoid"]
+__all__ = ["GainHead", "LinearHead", "PlattCalibration", "sigmoid"]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -179,3 +180,54 @@ class PlattCalibration:
         if data.get("method") != "platt":
             raise ValueError(f"unknown calibration method {data.get('method')!r}")
         return cls(slope=float(data["slope"]), intercept=float(data["intercept"]))
+
+
+@dataclass(frozen=True)
+class GainHead:
+    """Expected quality gain of the strong over the weak model for a prompt."""
+
+    strong: LinearHead
+    weak: LinearHead
+
+    def __post_init__(self) -> None:
+        if self.strong.n_features != self.weak.n_features:
+            raise ValueError(
+                f"strong and weak heads differ in input width "
+                f"({self.strong.n_features} vs {self.weak.n_features})"
+            )
+
+    @property
+    def n_features(self) -> int:
+        """Input width."""
+        return self.strong.n_features
+
+    @property
+    def kind(self) -> str:
+        """``"gain-<kind of the two heads>"``."""
+        return f"gain-{self.strong.kind}"
+
+    def gain(self, features: np.ndarray) -> np.ndarray:
+        """``E[strong quality] - E[weak quality]`` per row, in ``[-1, 1]``."""
+        result: np.ndarray = sigmoid(self.strong.logit(features)) - sigmoid(
+            self.weak.logit(features)
+        )
+        return result
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        """Arrays by name (``strong.*`` and ``weak.*``), for safetensors."""
+        tensors = {f"strong.{k}": v for k, v in self.strong.to_tensors().items()}
+        tensors.update({f"weak.{k}": v for k, v in self.weak.to_tensors().items()})
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray]) -> GainHead:
+        """Inverse of :meth:`to_tensors`."""
+        parts: dict[str, dict[str, np.ndarray]] = {"strong": {}, "weak": {}}
+        for name, value in tensors.items():
+            prefix, _, rest = name.partition(".")
+            if prefix in parts:
+                parts[prefix][rest] = value
+        return cls(
+            strong=LinearHead.from_tensors(parts["strong"]),
+            weak=LinearHead.from_tensors(parts["weak"]),
+        )

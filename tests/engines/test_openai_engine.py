@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,7 @@ async def _status_endpoint(request: Request) -> Response:
     status = int(body["model"])
     if body.get("stream") and status == 200:
 
-        async def events() -> Iterator[str]:  # type: ignore[misc]
+        async def events() -> AsyncIterator[str]:
             yield 'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n'
             error = {"error": {"message": "engine crashed", "type": "internal_error"}}
             yield f"data: {json.dumps(error)}\n\n"

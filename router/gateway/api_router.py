@@ -52,6 +52,33 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 _REF = "#/components/schemas/"
 
 
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One server-sent event (OpenAPI 3.1: the schema of each event). Its "
+    "`data` is a ChatCompletionChunk as JSON; an error after the stream started comes "
+    "in-band as an ErrorResponse; the last event's data is `[DONE]`.",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "anyOf": [
+                            {"$ref": _REF + "ChatCompletionChunk"},
+                            {"$ref": _REF + "ErrorResponse"},
+                        ]
+                    },
+                },
+            ]
+        },
+    },
+    "required": ["data"],
+}
+
+
 def add_stream_chunk_schemas(spec: dict[str, Any]) -> dict[str, Any]:
     """Put `ChatCompletionChunk` (the JSON in each streamed event) and the models it uses
     into ``spec``'s components: FastAPI only collects models of JSON bodies."""
@@ -100,6 +127,9 @@ async def _chat_unless_disconnected(
         if not chat.done():
             chat.cancel()
             record.disconnected = True
+            # wait for the cancellation to land (a tier call running in a worker thread
+            # is abandoned there; see `router.tiers.LocalTier`)
+            await asyncio.wait((chat,))
     if chat.cancelled():
         return None
     return chat.result()
@@ -205,14 +235,7 @@ def build_router(
             200: {
                 "description": "A completion (JSON), or server-sent events when stream=true.",
                 "content": {
-                    "text/event-stream": {
-                        "schema": {
-                            "type": "string",
-                            "description": "Server-sent events: `data: <chunk JSON>` lines, "
-                            "each a ChatCompletionChunk, then `data: [DONE]`.",
-                        },
-                        "x-thinkgate-stream-chunk": {"$ref": _REF + "ChatCompletionChunk"},
-                    }
+                    "text/event-stream": {"schema": _SSE_EVENT},
                 },
             },
         },

@@ -315,7 +315,7 @@ async def _sse_events(
                 prompt_tokens = event.prompt_tokens
             if event.completion is not None:
                 completions[event.index] = event.completion
-            if event.content or event.reasoning or event.finish_reason:
+            if event.content or event.reasoning or event.finish_reason or event.logprobs:
                 delta = DeltaMessage(
                     content=event.content or None, reasoning_content=event.reasoning or None
                 )

@@ -40,6 +40,7 @@ import openai
 import pytest
 import yaml
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.configs import tiny_config
 from tests.observability.k8s_files import k8s_module
@@ -145,8 +146,8 @@ def running_prometheus(targets: dict[str, str], rules: Path, workdir: Path) -> I
 
 def send_round(client: OpenAI) -> int:
     """One round of traffic touching every metric family; returns requests sent."""
-    msg = [{"role": "user", "content": "What is 2+2?"}]
-    long_msg = [{"role": "user", "content": LONG_PROMPT}]
+    msg: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is 2+2?"}]
+    long_msg: list[ChatCompletionMessageParam] = [{"role": "user", "content": LONG_PROMPT}]
     # Strong, thinking under a budget it cannot meet -> budget assigned/used, forced close.
     client.chat.completions.create(
         model="strong", messages=msg, max_tokens=24, extra_body={"max_thinking_tokens": 4}
@@ -173,7 +174,7 @@ def send_round(client: OpenAI) -> int:
 
 def fast_rule_groups() -> dict[str, Any]:
     """The PrometheusRule's groups, evaluated every second (the real interval is 1m)."""
-    groups = k8s_module("dashboard_queries").load_rule_groups()
+    groups: dict[str, Any] = k8s_module("dashboard_queries").load_rule_groups()
     for group in groups["groups"]:
         group["interval"] = "1s"
     return groups
@@ -222,7 +223,7 @@ def _gateway_targets(
             },
         )
     finally:
-        serve.shutdown()
+        serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
 
 

@@ -12,6 +12,16 @@ anything beyond is answered at once with `OverloadedError` (503 + ``Retry-After`
 overloaded gateway sheds load instead of hanging. A streamed answer holds its slot until
 the stream ends or the client goes away.
 
+`check_value_limits` refuses values that parse but that no engine can take (a lone UTF-16
+surrogate in a text, a seed beyond 64 bits) with a 400 instead of a tier failure.
+
+Shutdown drains in-flight requests in the server, not here: uvicorn, on SIGTERM, stops
+accepting and waits for open requests (``timeout_graceful_shutdown``, unbounded by default);
+Ray Serve (``thinkgate serve`` calls ``serve.shutdown()`` on SIGTERM/SIGINT; KubeRay on pod
+deletion) lets each replica finish its ongoing requests for ``graceful_shutdown_timeout_s``
+(30 s for the tiers in `deployments.app`, Ray's 20 s default for the ingress). A stream
+still open at that deadline is closed, which stops its generation like a disconnect.
+
 Example::
 
     limits = RateLimits(requests_per_minute=60, tokens_per_minute=10_000)

@@ -1,0 +1,138 @@
+"""Dynamic batching pays: N requests generated as one batch vs the same N one after another.
+
+Runs the transformers engine in this process (what one Serve replica does: ``@serve.batch``
+hands ``TransformersEngine.generate`` the list of concurrent requests). Greedy decoding and a
+fixed ``max_tokens``, so the batched and the sequential run generate the same tokens (the
+script checks the texts agree) and tokens/s compare like for like. Rows that end early on
+EOS still count only the tokens they generated; a batch runs until its longest row ends.
+
+Example::
+
+    $ python bench/batching.py --json out.json            # embedded Gemma 3 270M, batch 8
+    $ python bench/batching.py --model path/to/model --batch 16 --max-tokens 128
+
+Prints a Markdown table; ``--json`` writes ``batch``, ``sequential_tok_s``,
+``batched_tok_s``, ``speedup`` (plus the details).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PROMPTS = (
+    "Count from 1 to 100, separated by commas.",
+    "List the months of the year, one per line, with a short note on each.",
+    "Write a long story about a lighthouse keeper and a storm.",
+    "Explain step by step how to bake bread at home.",
+    "Name as many animals as you can, separated by commas.",
+    "Describe the water cycle in detail.",
+    "Write a poem about autumn leaves, at least ten lines.",
+    "Explain how a bicycle works, part by part.",
+)
+
+
+def _requests(batch: int, max_tokens: int) -> list[Any]:
+    from router.engines.base import ChatMessage, GenerationRequest
+    from router.sampling import SamplingParams
+
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    return [
+        GenerationRequest([ChatMessage("user", PROMPTS[i % len(PROMPTS)])], params, f"r{i}")
+        for i in range(batch)
+    ]
+
+
+def _run(engine: Any, requests: list[Any], *, batched: bool) -> tuple[float, int, list[str]]:
+    started = time.perf_counter()
+    results = engine.generate(requests) if batched else [engine.generate([r])[0] for r in requests]
+    elapsed = time.perf_counter() - started
+    tokens = sum(c.completion_tokens for r in results for c in r.choices)
+    return elapsed, tokens, [r.choices[0].text for r in results]
+
+
+def measure(model: str, batch: int, max_tokens: int, rounds: int) -> dict[str, Any]:
+    import torch
+
+    from router.config import EngineConfig
+    from router.engines.factory import create_engine
+
+    engine = create_engine(EngineConfig(model=model, device="cpu"))
+    started = time.perf_counter()
+    engine.load()
+    load_s = time.perf_counter() - started
+    requests = _requests(batch, max_tokens)
+    _run(engine, requests[:2], batched=True)  # warm-up: allocator, kernels
+    sequential, batched = [], []
+    tokens_seq = tokens_batch = 0
+    texts_seq: list[str] = []
+    texts_batch: list[str] = []
+    for _ in range(rounds):  # interleaved, so background load hits both alike
+        s, tokens_seq, texts_seq = _run(engine, requests, batched=False)
+        b, tokens_batch, texts_batch = _run(engine, requests, batched=True)
+        sequential.append(s)
+        batched.append(b)
+    seq_s, batch_s = statistics.median(sequential), statistics.median(batched)
+    sequential_tok_s = tokens_seq / seq_s
+    batched_tok_s = tokens_batch / batch_s
+    return {
+        "model": engine.model_name,
+        "batch": batch,
+        "max_tokens": max_tokens,
+        "rounds": rounds,
+        "sequential_tok_s": round(sequential_tok_s, 2),
+        "batched_tok_s": round(batched_tok_s, 2),
+        "speedup": round(batched_tok_s / sequential_tok_s, 2),
+        "sequential_s": round(seq_s, 3),
+        "batched_s": round(batch_s, 3),
+        "sequential_tokens": tokens_seq,
+        "batched_tokens": tokens_batch,
+        "same_texts": sum(a == b for a, b in zip(texts_seq, texts_batch, strict=True)),
+        "load_s": round(load_s, 1),
+        "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = [
+        "| mode | requests | tokens | wall s (median) | tokens/s |",
+        "|---|---:|---:|---:|---:|",
+        f"| sequential | {r['batch']} | {r['sequential_tokens']} | {r['sequential_s']:.2f} "
+        f"| {r['sequential_tok_s']:.1f} |",
+        f"| one batch | {r['batch']} | {r['batched_tokens']} | {r['batched_s']:.2f} "
+        f"| {r['batched_tok_s']:.1f} |",
+    ]
+    notes = (
+        f"\n{r['model']}, greedy, max_tokens {r['max_tokens']}, {r['rounds']} rounds, "
+        f"{r['torch_threads']} torch threads: speedup **{r['speedup']:.2f}x**; "
+        f"{r['same_texts']}/{r['batch']} texts identical batched vs alone."
+    )
+    return "\n".join(rows) + notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="embedded:gemma3-270m", help="engine.model")
+    parser.add_argument("--batch", type=int, default=8, help="concurrent requests")
+    parser.add_argument("--max-tokens", type=int, default=64, help="new tokens per request")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median)")
+    parser.add_argument("--json", type=Path, help="write the result here")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.max_tokens < 1 or args.rounds < 1:
+        parser.error("--batch, --max-tokens and --rounds must be >= 1")
+    result = measure(args.model, args.batch, args.max_tokens, args.rounds)
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

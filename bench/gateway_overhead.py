@@ -1,0 +1,174 @@
+"""Latency the gateway adds over calling the engine directly: in-process and through Serve.
+
+The same greedy chat request (tiny random Qwen3 as the small tier, ``max_tokens`` 1 and 4)
+is timed, one at a time, on three paths:
+
+- ``engine``: ``TransformersEngine.generate([request])`` in this process (the floor);
+- ``gateway``: HTTP to the in-process gateway (FastAPI + cascade + `LocalTier`, uvicorn);
+- ``serve``: HTTP to the Ray Serve application (proxy -> Gateway ingress -> SmallTier
+  replica, with ``@serve.batch``), on local Ray.
+
+``model: small`` skips the difficulty router; ``model: auto`` includes it (the tiny config's
+length baseline; the learned router adds its encoder time on top). Escalation is off.
+
+Example::
+
+    $ python bench/gateway_overhead.py                      # 200 requests per cell
+    $ python bench/gateway_overhead.py --requests 50 --no-serve --json out.json
+
+Prints a Markdown table of p50/p99 per path and the p50/p99 added over ``engine``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "What is 2+2?"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def timed(call: Callable[[], object], requests: int, warmup: int = 10) -> list[float]:
+    for _ in range(warmup):
+        call()
+    latencies = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def http_call(client: httpx.Client, model: str, max_tokens: int) -> Callable[[], object]:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+
+    def call() -> object:
+        r = client.post("/v1/chat/completions", json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code}: {r.text}")
+        return r
+
+    return call
+
+
+@contextlib.contextmanager
+def serve_app(config: Any) -> Iterator[str]:
+    import ray
+    from ray import serve
+
+    sys.path.insert(0, str(ROOT))
+    from deployments.app import build_from_config
+    from tests.servers import free_port, wait_ready
+
+    port = free_port()
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_from_config(config), name="thinkgate", route_prefix="/")
+        base_url = f"http://127.0.0.1:{port}"
+        wait_ready(base_url, timeout_s=600)
+        yield base_url
+    finally:
+        serve.shutdown()  # type: ignore[no-untyped-call]
+        ray.shutdown()
+
+
+def measure(requests: int, max_tokens: list[int], with_serve: bool) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(ROOT))
+    from router.engines.base import ChatMessage, GenerationRequest
+    from router.engines.factory import create_engine
+    from router.sampling import SamplingParams
+    from tests.configs import tiny_config
+    from tests.servers import running_gateway
+    from tests.tiny_models import build_tiny_model
+
+    rows: list[dict[str, Any]] = []
+
+    def add(path: str, model: str, k: int, latencies: list[float]) -> None:
+        rows.append(
+            {
+                "path": path,
+                "model": model,
+                "max_tokens": k,
+                "p50_ms": statistics.median(latencies) * 1000,
+                "p99_ms": percentile(latencies, 99) * 1000,
+            }
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = build_tiny_model(Path(tmp) / "qwen3", "qwen3")
+        strong = build_tiny_model(Path(tmp) / "gemma3", "gemma3")
+        config = tiny_config(small, strong, escalation={"enabled": False})
+        engine = create_engine(config.small.engine)
+        engine.load()
+        for k in max_tokens:
+            params = SamplingParams(max_tokens=k, temperature=0.0)
+            request = GenerationRequest([ChatMessage("user", PROMPT)], params)
+            add("engine", "-", k, timed(lambda r=request: engine.generate([r]), requests))
+        servers: list[tuple[str, Any]] = [("gateway", running_gateway(config))]
+        if with_serve:
+            servers.append(("serve", serve_app(config)))
+        for path, server in servers:
+            with server as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
+                for model in ("small", "auto"):
+                    for k in max_tokens:
+                        add(path, model, k, timed(http_call(client, model, k), requests))
+    floor = {r["max_tokens"]: r for r in rows if r["path"] == "engine"}
+    for r in rows:
+        base = floor[r["max_tokens"]]
+        r["added_p50_ms"] = r["p50_ms"] - base["p50_ms"]
+        r["added_p99_ms"] = r["p99_ms"] - base["p99_ms"]
+    return rows
+
+
+def table(rows: list[dict[str, Any]], requests: int) -> str:
+    lines = [
+        "| path | model | max_tokens | p50 ms | p99 ms | added p50 ms | added p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['path']} | {r['model']} | {r['max_tokens']} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['added_p50_ms']:.1f} | {r['added_p99_ms']:.1f} |"
+        )
+    return "\n".join(lines) + f"\n\n{requests} sequential requests per row, after 10 warm-up."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per row")
+    parser.add_argument("--max-tokens", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--no-serve", action="store_true", help="skip the Ray Serve path")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or min(args.max_tokens) < 1:
+        parser.error("--requests and --max-tokens must be >= 1")
+    rows = measure(args.requests, args.max_tokens, not args.no_serve)
+    print(table(rows, args.requests))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,6 +25,9 @@ from tests.tiny_models import tiny_engine_config as _tiny_engine_config
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread: on a small, shared CPU, torch's default thread pool spins against
+# the other processes (test workers, Ray replicas) and runs 2-10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

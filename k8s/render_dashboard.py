@@ -183,7 +183,8 @@ def render(
             continue
         for s in series:
             ax.plot([datetime.fromtimestamp(t) for t in s.times], s.values, label=s.label)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S")  # type: ignore[no-untyped-call])
+        formatter = mdates.DateFormatter("%H:%M:%S")  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
         if unit:
             ax.set_ylabel(unit, fontsize=8)
         ax.legend(fontsize=7, loc="upper left")

@@ -105,6 +105,10 @@ class Cascade:
         self.scorer = scorer if scorer is not None else create_scorer(config.routing)
         self.policy = RoutingPolicy.from_config(config.routing, self.scorer)
         self.batcher = ScoreBatcher(self.scorer)
+        metrics.threshold.set(self.policy.threshold)
+        if config.routing.strong_share is not None:
+            metrics.strong_share_target.set(config.routing.strong_share)
+        metrics.precreate(scorer=config.escalation.scorer if config.escalation.enabled else None)
         self.budget = budget if budget is not None else ThinkingBudget(config.budget)
         self._escalation: Any = None
 

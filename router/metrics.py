@@ -152,6 +152,41 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.queued = Gauge(
+            "thinkgate_requests_queued",
+            "Requests waiting for a gateway concurrency slot.",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "thinkgate_requests_rejected_total",
+            "Requests refused before reaching a tier, by reason (auth, rate_limit, overload).",
+            ["reason"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "thinkgate_routing_threshold",
+            "Router threshold in force: p_strong at or above it goes to the strong tier.",
+            registry=r,
+        )
+        self.strong_share_target = Gauge(
+            "thinkgate_strong_share_target",
+            "Configured target share of strong calls (absent when a threshold is set).",
+            registry=r,
+        )
+
+    def precreate(self, *, scorer: str | None) -> None:
+        """Create the known label sets at 0, so dashboards show 0 rather than no data."""
+        for from_tier, to_tier in (("small", "strong"), ("strong", "small")):
+            self.fallbacks.labels(from_tier=from_tier, to_tier=to_tier)
+        for tier in ("small", "strong"):
+            for reason in ("router", "forced", "fallback"):
+                self.routing_decisions.labels(tier=tier, reason=reason)
+        for reason in ("auth", "rate_limit", "overload"):
+            self.rejected.labels(reason=reason)
+        if scorer is not None:
+            self.escalations.labels(scorer=scorer)
+            self.escalation_checks.labels(scorer=scorer)
+
     def exposition(self) -> bytes:
         """The text exposition format of this registry."""
         return generate_latest(self.registry)

@@ -15,13 +15,15 @@ Which template renders a prompt, first match wins:
        Assistant:
 
    With thinking on, the prompt ends ``Assistant: <think>`` plus a newline. Because a base
-   model would go on to write the next ``User:`` turn itself, answers rendered with the
-   fallback also stop at `FALLBACK_STOP`.
+   model would go on to write the next turn itself, answers rendered with the fallback
+   also stop at `FALLBACK_STOP` (``"\nUser:"``, ``"\nAssistant:"``).
 
 Thinking: templates receive ``enable_thinking`` (as Qwen3's does). When thinking is on and
 the rendered prompt does not already end with the open marker, the marker and a newline
-are appended. The open marker always enters the ids as the token sequence of the marker
-alone, so budget forcing can find it whatever the surrounding text tokenises into.
+are appended. A template that always ends with the open marker (DeepSeek-R1 style) puts
+the prompt in thinking mode whatever the request asked. The open marker always enters the
+ids as the token sequence of the marker alone, so budget forcing can find it whatever the
+surrounding text tokenises into.
 
 Continuing the final assistant message (vLLM's ``continue_final_message``): the template
 renders the conversation without a generation prompt and with a placeholder as the last
@@ -61,7 +63,7 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 """The documented fallback for base models without a chat template (see module doc)."""
 
-FALLBACK_STOP: tuple[str, ...] = ("\nUser:",)
+FALLBACK_STOP: tuple[str, ...] = ("\nUser:", "\nAssistant:")
 """Stop sequences added when the fallback template rendered the prompt."""
 
 
@@ -150,11 +152,13 @@ def render_prompt(
     def encode(piece: str) -> list[int]:
         return list(tokenizer.encode(piece, add_special_tokens=False)) if piece else []
 
-    if not thinking or continue_final:
+    # Some templates (DeepSeek-R1 style) always end with the open marker.
+    opened = not continue_final and text.rstrip().endswith(markers.open)
+    if continue_final or not (thinking or opened):
         return RenderedPrompt(encode(text), thinking=False, uses_fallback=fallback)
     head, tail = text, "\n"
-    at = text.rstrip().rfind(markers.open)
-    if at >= 0 and text.rstrip().endswith(markers.open):
+    if opened:
+        at = text.rstrip().rfind(markers.open)
         head, tail = text[:at], text[at + len(markers.open) :]
     ids = encode(head) + encode(markers.open) + encode(tail)
     return RenderedPrompt(ids, thinking=True, uses_fallback=fallback)

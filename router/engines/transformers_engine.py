@@ -9,7 +9,8 @@ decoding is `router.engines.hf_decoding`, with budget forcing by
 Semantics worth knowing:
 
 - ``stop`` sequences apply to the answer (content), not to the thinking text; they are cut
-  from the output. Prompts rendered with the fallback template also stop at ``"\\nUser:"``.
+  from the output. Prompts rendered with the fallback template also stop where a base
+  model would start a new turn (`router.engines.chat_template.FALLBACK_STOP`).
 - Log-probabilities are the raw model's (before temperature/top-k/top-p), over the answer
   span only.
 - ``seed`` seeds choice ``i`` with ``seed + i``; the same seeded request gives the same

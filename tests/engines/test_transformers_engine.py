@@ -193,6 +193,17 @@ def test_a_config_template_overrides_the_tokenizer_one(tiny_qwen3_dir: Path) -> 
     assert engine.count_prompt_tokens(QUESTION, thinking=False) == len(expected) + 1
 
 
+def test_a_template_that_always_opens_thinking_puts_the_prompt_in_thinking_mode(
+    tiny_qwen3_dir: Path,
+) -> None:
+    always = "{% for m in messages %}{{ m['content'] }}{% endfor %}\n<think>\n"
+    engine = TransformersEngine(tiny_engine_config(tiny_qwen3_dir, chat_template=always))
+    engine.load()
+    params = SamplingParams(max_tokens=6, temperature=0.0, thinking=False)
+    [result] = engine.generate([GenerationRequest(QUESTION, params)])
+    assert result.choices[0].reasoning is not None
+
+
 def test_context_length_is_enforced(tiny_qwen3_dir: Path) -> None:
     engine = TransformersEngine(tiny_engine_config(tiny_qwen3_dir, context_length=40))
     engine.load()

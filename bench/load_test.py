@@ -62,7 +62,7 @@ class LoadResult:
             ("requests", str(self.requests)),
             ("concurrency", str(self.concurrency)),
             *((f"HTTP {status}", str(n)) for status, n in sorted(self.statuses.items())),
-            ("5xx/429 without Retry-After", str(self.missing_retry_after)),
+            ("429/503 without Retry-After", str(self.missing_retry_after)),
             ("transport errors", str(sum(self.transport_errors.values()))),
             ("lost", str(self.lost)),
             ("p50 latency (ms)", f"{self.percentile(50) * 1000:.1f}"),

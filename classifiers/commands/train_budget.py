@@ -69,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "or a tokenizer.json file / folder holding one",
     )
     parser.add_argument(
-        "--head-tokens",
+        "--embed-tokens",
         type=int,
         default=256,
         help="tokens of the prompt's beginning the encoder embeds (default: 256)",
@@ -104,7 +104,7 @@ def _command_line(args: argparse.Namespace, data: list[str]) -> str:
         parts += ["--tokenizer", args.tokenizer]
     if args.encoder:
         parts += ["--encoder", args.encoder]
-    parts += ["--head-tokens", str(args.head_tokens)]
+    parts += ["--embed-tokens", str(args.embed_tokens)]
     if args.holdout_fraction > 0:
         parts += ["--holdout-fraction", str(args.holdout_fraction)]
         parts += ["--holdout-seed", str(args.holdout_seed)]
@@ -126,9 +126,8 @@ def run(args: argparse.Namespace) -> int:
         read_budget_rows,
         write_budget_rows,
     )
-    from classifiers.budget_predictor import ComplexityPredictor
+    from classifiers.budget_predictor import BudgetFeatures, ComplexityPredictor
     from classifiers.budget_tokens import TokenCounter
-    from classifiers.featurizer import FeaturizerConfig
 
     data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
     data: list[str] = list(args.data) if args.data else [str(data_dir / _DEFAULT_DATA)]
@@ -189,15 +188,12 @@ def run(args: argparse.Namespace) -> int:
         },
         "rebuild_command": _command_line(args, data),
     }
-    featurizer = FeaturizerConfig(
-        encoder_path=args.encoder, head_tokens=args.head_tokens, tail_tokens=0, text_features=True
-    )
     try:
         predictor, fit = ComplexityPredictor.fit(
             [row.prompt for row in train_rows],
             tokens,
             quantiles=args.quantiles,
-            featurizer=featurizer,
+            features=BudgetFeatures(encoder_path=args.encoder, embed_tokens=args.embed_tokens),
             alphas=args.alphas,
             folds=args.folds,
             seed=args.seed,

@@ -35,7 +35,6 @@ CONVERSION_VERSION = "1"
 _MARKER = "thinkgate_embedded.json"
 _GEMMA_FOLDER = "gemma3-270m"
 _GEMMA_END_OF_TURN = "<end_of_turn>"
-EMBEDDED_SERVED_NAMES = {EMBEDDED_GEMMA: "gemma3-270m"}
 
 
 def is_embedded(model: str) -> bool:

@@ -50,7 +50,7 @@ from router.engines.base import (
     TokenLogprob,
 )
 from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
-from router.engines.embedded import EMBEDDED_SERVED_NAMES, is_embedded, resolve_embedded
+from router.engines.embedded import is_embedded, resolve_embedded
 from router.engines.hf_decoding import RowDelta, RowSpec, cache_kwarg_of, decode_rows
 
 logger = logging.getLogger("thinkgate.engines.transformers")
@@ -70,17 +70,6 @@ def _source(config: EngineConfig) -> tuple[str, str | None]:
     return (str(path) if path.exists() else config.model), config.gguf_file
 
 
-def _served_name(config: EngineConfig) -> str:
-    if config.served_name:
-        return config.served_name
-    if config.model in EMBEDDED_SERVED_NAMES:
-        return EMBEDDED_SERVED_NAMES[config.model]
-    path = Path(config.model)
-    if path.exists():
-        return path.stem if path.suffix == ".gguf" else path.name
-    return config.model
-
-
 class TransformersEngine:
     """A `router.engines.base.Engine` running a transformers causal LM in this process."""
 
@@ -88,7 +77,7 @@ class TransformersEngine:
         if config.kind != "transformers":
             raise ConfigError(f"TransformersEngine needs kind 'transformers', got {config.kind!r}")
         self.config = config
-        self._name = _served_name(config)
+        self._name = config.display_name
         self._model: Any = None
         self._tokenizer: Any = None
         self._context_length = config.context_length or 0

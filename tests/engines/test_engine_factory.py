@@ -9,7 +9,7 @@ import pytest
 from router.config import EMBEDDED_GEMMA, EngineConfig
 from router.engines.embedded import cache_root, embedded_model_dir
 from router.engines.factory import create_engine
-from router.engines.transformers_engine import TransformersEngine, _served_name, _source
+from router.engines.transformers_engine import TransformersEngine, _source
 
 
 def test_openai_configs_get_the_openai_engine() -> None:
@@ -26,9 +26,8 @@ def test_a_gguf_path_splits_into_folder_and_file(tmp_path: Path) -> None:
     in_folder = EngineConfig(model=str(tmp_path), gguf_file="model.gguf")
     assert _source(in_folder) == (str(tmp_path), "model.gguf")
     assert _source(EngineConfig(model="org/some-model")) == ("org/some-model", None)
-    assert _served_name(EngineConfig(model=str(gguf))) == "model"
-    assert _served_name(EngineConfig(model="org/some-model")) == "org/some-model"
-    assert _served_name(EngineConfig(model=EMBEDDED_GEMMA)) == "gemma3-270m"
+    assert TransformersEngine(EngineConfig(model=str(gguf))).model_name == "model"
+    assert TransformersEngine(EngineConfig(model=EMBEDDED_GEMMA)).model_name == "gemma3-270m"
 
 
 def test_the_embedded_cache_follows_the_environment(

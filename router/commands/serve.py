@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -37,6 +38,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = args.host or config.gateway.host
     port = args.port or config.gateway.port
+    # The command line wins over the file; the ingress sees the same host it is bound to.
+    config = config.model_copy(
+        update={"gateway": config.gateway.model_copy(update={"host": host, "port": port})}
+    )
+    from router.gateway.security import ApiKeys
+
+    try:
+        ApiKeys.from_config(config.security, os.environ).check_bind(host, config.security)
+    except ConfigError as exc:
+        print(f"thinkgate: {exc.message}", file=sys.stderr)
+        return 2
 
     import ray
     from ray import serve

@@ -12,7 +12,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Receive, Scope, Send
 
-from router._exceptions import AuthenticationError, ThinkgateError
+from router._exceptions import (
+    AuthenticationError,
+    OverloadedError,
+    RateLimitError,
+    ThinkgateError,
+)
 from router.gateway.access_log import AccessRecord, access_record
 from router.gateway.errors import error_response
 from router.gateway.limits import ConcurrencyGate, RateLimits, check_value_limits
@@ -218,6 +223,7 @@ def build_router(
             key = keys.authenticate(request.headers.get("authorization"))
         except AuthenticationError as exc:
             record.error_code = exc.code
+            metrics.rejected.labels(reason="auth").inc()
             raise
         record.key_id = key
         return key
@@ -253,9 +259,20 @@ def build_router(
         try:
             check_value_limits(body)
             if rate_limits is not None:
-                rate_limits.admit(key)
+                try:
+                    rate_limits.admit(key)
+                except RateLimitError:
+                    metrics.rejected.labels(reason="rate_limit").inc()
+                    raise
             if gate is not None:
-                await gate.acquire()
+                metrics.queued.inc()
+                try:
+                    await gate.acquire()
+                except OverloadedError:
+                    metrics.rejected.labels(reason="overload").inc()
+                    raise
+                finally:
+                    metrics.queued.dec()
                 holding = True
             reply = await _chat_unless_disconnected(service, body, request, record)
             if reply is None:

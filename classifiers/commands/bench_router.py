@@ -163,6 +163,6 @@ def run(args: argparse.Namespace) -> int:
         "router": router.metadata.get("featurizer"),
     }
     text = json.dumps(result, indent=2)
-    print(text)
     Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "n": len(prompts),
     }
     text = json.dumps(result)
-    print(text)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0

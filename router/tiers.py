@@ -18,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
-from router._exceptions import ThinkgateError, TierUnavailableError
+from router._exceptions import ContextLengthError, ThinkgateError, TierUnavailableError
 from router.engines.base import (
     ChatMessage,
     Engine,
@@ -100,6 +100,20 @@ class LocalTier:
             raise
         except Exception as exc:
             raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+
+    def check_fits(self, request: GenerationRequest) -> None:
+        """Raise `ContextLengthError` for this request alone, before it joins a batch (an
+        engine refuses a whole batch when one row does not fit)."""
+        context = self.engine.context_length
+        if not self._loaded or context <= 0 or request.continue_final_message:
+            return
+        params = request.params
+        prompt = self.engine.count_prompt_tokens(request.messages, thinking=params.thinking)
+        if prompt + params.max_tokens > context:
+            raise ContextLengthError(
+                f"the prompt ({prompt} tokens) plus max_tokens ({params.max_tokens}) exceeds "
+                f"the context length of {self.model_name} ({context} tokens)"
+            )
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         [result] = await self.generate_batch([request])

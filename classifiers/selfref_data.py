@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router._exceptions import ConfigError
-from router.engines.base import ChatMessage, Completion, Engine, GenerationRequest
+from router.engines.base import (
+    ChatMessage,
+    Completion,
+    Engine,
+    GenerationRequest,
+    TokenLogprob,
+)
 from router.sampling import SamplingParams
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -143,6 +150,29 @@ def answer_items(
                 for i, item in enumerate(batch, start=start)
             ]
             for result in engine.generate(requests):
-                out.append(result.choices[0])
+                out.append(judged_span(result.choices[0]))
             bar.update(len(batch))
     return out
+
+
+def judged_span(completion: Completion) -> Completion:
+    """The completion cut to its first non-empty line — the span `is_correct` judges — so
+    uncertainty scorers read the same tokens the judge reads, not a rambling tail."""
+    text = completion.text
+    lines = text.lstrip().split("\n", 1)
+    if len(lines) == 1:
+        return completion
+    head = text[: len(text) - len(text.lstrip())] + lines[0]
+    kept: list[TokenLogprob] = []
+    seen = ""
+    for token in completion.logprobs or ():
+        if len(seen) >= len(head):
+            break
+        kept.append(token)
+        seen += token.token
+    return dataclasses.replace(
+        completion,
+        text=head,
+        logprobs=kept if completion.logprobs is not None else None,
+        finish_reason="stop",
+    )

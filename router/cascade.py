@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router._exceptions import TierUnavailableError
+from router._exceptions import ConfigError, TierUnavailableError
 from router.budget import ThinkingBudget
 from router.config import ThinkgateConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
@@ -123,6 +123,11 @@ class Cascade:
         cfg = self.config.escalation
         if not cfg.enabled:
             return None
+        if cfg.scorer == "selfref" and self.config.small.engine.adapter_path is None:
+            raise ConfigError(
+                "escalation.scorer is 'selfref' but small.engine.adapter_path is not set: "
+                "train confidence tokens with `thinkgate train-selfref` and point it there"
+            )
         from router.escalation.policy import EscalationPolicy
         from router.escalation.scorers import create_scorer as create_uncertainty_scorer
 

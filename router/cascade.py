@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -167,7 +168,7 @@ class Cascade:
             return False
         return decision.difficulty is None or decision.difficulty >= self.config.escalation.band_low
 
-    def params_for(
+    async def params_for(
         self, tier: str, request: CascadeRequest, decision: Decision, *, need_logprobs: bool
     ) -> SamplingParams:
         """Sampling settings for ``tier``: thinking mode and budget on the strong tier."""
@@ -182,7 +183,9 @@ class Cascade:
         )
         budget: int | None = None
         if thinking:
-            budget = self.budget.for_prompt(
+            # the predictor runs an encoder: keep it off the event loop
+            budget = await asyncio.to_thread(
+                self.budget.for_prompt,
                 request.prompt_text(),
                 max_thinking_tokens=request.max_thinking_tokens,
                 reasoning_effort=request.reasoning_effort,
@@ -209,7 +212,7 @@ class Cascade:
     async def _call_tier(
         self, tier: str, request: CascadeRequest, decision: Decision, *, need_logprobs: bool
     ) -> GenerationResult:
-        params = self.params_for(tier, request, decision, need_logprobs=need_logprobs)
+        params = await self.params_for(tier, request, decision, need_logprobs=need_logprobs)
         started = time.perf_counter()
         result = await self.tiers[tier].generate(request.generation_request(params))
         self.observe_result(tier, result, time.perf_counter() - started, decision)
@@ -354,7 +357,7 @@ class Cascade:
         """Stream from ``decision.tier``; an unavailable tier before the first event raises
         `_NothingStreamed` so the caller can fall back (nothing was sent yet)."""
         tier = decision.tier
-        params = self.params_for(tier, request, decision, need_logprobs=False)
+        params = await self.params_for(tier, request, decision, need_logprobs=False)
         started = time.perf_counter()
         first = True
         prompt_tokens = 0

@@ -1,10 +1,15 @@
 """Dynamic batching pays: N requests generated as one batch vs the same N one after another.
 
 Runs the transformers engine in this process (what one Serve replica does: ``@serve.batch``
-hands ``TransformersEngine.generate`` the list of concurrent requests). Greedy decoding and a
-fixed ``max_tokens``, so the batched and the sequential run generate the same tokens (the
-script checks the texts agree) and tokens/s compare like for like. Rows that end early on
-EOS still count only the tokens they generated; a batch runs until its longest row ends.
+hands ``TransformersEngine.generate`` the list of concurrent requests). Greedy decoding, and by
+default every row generates exactly ``max_tokens`` tokens: the engine's end-of-sequence ids
+are cleared for the benchmark (as ``ignore_eos`` would) and prompts are rendered with a plain
+template (`FIXED_WORK_TEMPLATE`, so the base-model fallback template's stop strings do not
+apply). The batched and the sequential run then do the same work and generate the same tokens
+(the script checks the texts agree). ``--natural-eos`` keeps the engine as it serves: rows
+end on EOS or stop strings, and a batch runs until its longest row ends, which is what a
+real mixed batch costs. One torch thread by default, as a Serve replica with
+``num_cpus: 1`` gets (Ray sets ``OMP_NUM_THREADS`` from ``num_cpus``).
 
 Example::
 
@@ -38,6 +43,11 @@ PROMPTS = (
 )
 
 
+FIXED_WORK_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+)
+
+
 def _requests(batch: int, max_tokens: int) -> list[Any]:
     from router.engines.base import ChatMessage, GenerationRequest
     from router.sampling import SamplingParams
@@ -57,16 +67,29 @@ def _run(engine: Any, requests: list[Any], *, batched: bool) -> tuple[float, int
     return elapsed, tokens, [r.choices[0].text for r in results]
 
 
-def measure(model: str, batch: int, max_tokens: int, rounds: int) -> dict[str, Any]:
+def measure(
+    model: str,
+    batch: int,
+    max_tokens: int,
+    rounds: int,
+    threads: int | None = 1,
+    natural_eos: bool = False,
+) -> dict[str, Any]:
     import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     from router.config import EngineConfig
     from router.engines.factory import create_engine
 
-    engine = create_engine(EngineConfig(model=model, device="cpu"))
+    template = None if natural_eos else FIXED_WORK_TEMPLATE
+    engine = create_engine(EngineConfig(model=model, device="cpu", chat_template=template))
     started = time.perf_counter()
     engine.load()
     load_s = time.perf_counter() - started
+    if not natural_eos:
+        engine._eos = frozenset()  # benchmark only: fixed work per row, like ignore_eos
     requests = _requests(batch, max_tokens)
     _run(engine, requests[:2], batched=True)  # warm-up: allocator, kernels
     sequential, batched = [], []
@@ -94,6 +117,7 @@ def measure(model: str, batch: int, max_tokens: int, rounds: int) -> dict[str, A
         "sequential_tokens": tokens_seq,
         "batched_tokens": tokens_batch,
         "same_texts": sum(a == b for a, b in zip(texts_seq, texts_batch, strict=True)),
+        "natural_eos": natural_eos,
         "load_s": round(load_s, 1),
         "torch_threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
@@ -111,7 +135,8 @@ def table(r: dict[str, Any]) -> str:
     ]
     notes = (
         f"\n{r['model']}, greedy, max_tokens {r['max_tokens']}, {r['rounds']} rounds, "
-        f"{r['torch_threads']} torch threads: speedup **{r['speedup']:.2f}x**; "
+        f"{'EOS ends rows' if r['natural_eos'] else 'EOS ignored'}, "
+        f"{r['torch_threads']} torch thread(s): speedup **{r['speedup']:.2f}x**; "
         f"{r['same_texts']}/{r['batch']} texts identical batched vs alone."
     )
     return "\n".join(rows) + notes
@@ -123,11 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8, help="concurrent requests")
     parser.add_argument("--max-tokens", type=int, default=64, help="new tokens per request")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (median)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, as a Serve replica)"
+    )
+    parser.add_argument(
+        "--natural-eos", action="store_true", help="let rows end on EOS (unequal work)"
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.max_tokens < 1 or args.rounds < 1:
         parser.error("--batch, --max-tokens and --rounds must be >= 1")
-    result = measure(args.model, args.batch, args.max_tokens, args.rounds)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    result = measure(
+        args.model, args.batch, args.max_tokens, args.rounds, args.threads, args.natural_eos
+    )
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -70,7 +70,7 @@ def build_from_config(config: ThinkgateConfig, ingress_replicas: int = 1) -> App
     gateway = serve.deployment(Gateway).options(
         name="Gateway",
         num_replicas=ingress_replicas,
-        ray_actor_options={"num_cpus": 0.5},
+        ray_actor_options={"num_cpus": 0},  # I/O-bound; the router is light (see README)
         max_ongoing_requests=256,
     )
     return gateway.bind(small, strong, data)

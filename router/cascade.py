@@ -31,7 +31,13 @@ from typing import Any, Literal
 from router._exceptions import ConfigError, TierUnavailableError
 from router.budget import ThinkingBudget
 from router.config import ThinkgateConfig
-from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
+from router.engines.base import (
+    ChatMessage,
+    GenerationRequest,
+    GenerationResult,
+    StreamEvent,
+    TokenLogprob,
+)
 from router.metrics import GatewayMetrics
 from router.sampling import SamplingParams
 from router.scoring import DifficultyScorer, RoutingPolicy, ScoreBatcher, create_scorer
@@ -271,7 +277,7 @@ class Cascade:
         return await self._complete_decided(request, decision)
 
     async def _complete_decided(
-        self, request: CascadeRequest, decision: Decision
+        self, request: CascadeRequest, decision: Decision, *, keep_logprobs: bool = False
     ) -> CascadeOutcome:
         escalating = self._may_escalate(request, decision)
         scorer, policy = self._escalation if escalating else (None, None)
@@ -283,7 +289,7 @@ class Cascade:
             result = await self._maybe_escalate(request, decision, result, scorer, policy)
         if decision.tier == "small" and request.mode == "auto":
             self._record_saving(result)
-        if need_logprobs and not request.params.logprobs:
+        if need_logprobs and not request.params.logprobs and not keep_logprobs:
             for choice in result.choices:
                 choice.logprobs = None
         return CascadeOutcome(decision, result)
@@ -328,11 +334,11 @@ class Cascade:
 
     async def stream(self, request: CascadeRequest) -> tuple[Decision, AsyncIterator[StreamEvent]]:
         """Decide, then stream. When escalation is possible the small answer is generated
-        whole first (it may be retracted), then replayed as one chunk per choice."""
+        whole first (it may be retracted), then replayed token by token."""
         decision = await self.decide(request)
         if self._may_escalate(request, decision):
-            outcome = await self._complete_decided(request, decision)
-            return decision, _replay(outcome.result)
+            outcome = await self._complete_decided(request, decision, keep_logprobs=True)
+            return decision, _replay(outcome.result, with_logprobs=request.params.logprobs)
         return decision, self._stream_tier(request, decision)
 
     async def _stream_tier(
@@ -391,14 +397,30 @@ class _NothingStreamed(Exception):
         self.error = error
 
 
-async def _replay(result: GenerationResult) -> AsyncIterator[StreamEvent]:
+async def _replay(result: GenerationResult, *, with_logprobs: bool) -> AsyncIterator[StreamEvent]:
+    """A finished result as stream events: the reasoning, then the answer one token per event
+    when its tokens are known (the escalation check asked for them), else in one piece."""
     for index, choice in enumerate(result.choices):
-        yield StreamEvent(
-            index=index,
-            reasoning=choice.reasoning or "",
-            content=choice.text,
-            logprobs=tuple(choice.logprobs or ()),
-            finish_reason=choice.finish_reason,
-            completion=choice,
-            prompt_tokens=result.prompt_tokens if index == 0 else None,
-        )
+        tokens = list(choice.logprobs or ())
+        if not with_logprobs:
+            choice.logprobs = None
+        first: int | None = result.prompt_tokens if index == 0 else None
+        if choice.reasoning:
+            yield StreamEvent(index=index, reasoning=choice.reasoning, prompt_tokens=first)
+            first = None
+        pieces: list[tuple[str, tuple[TokenLogprob, ...]]]
+        if tokens and "".join(t.token for t in tokens) == choice.text:
+            pieces = [(t.token, (t,) if with_logprobs else ()) for t in tokens]
+        else:
+            pieces = [(choice.text, tuple(tokens) if with_logprobs else ())]
+        for n, (text, logprobs) in enumerate(pieces):
+            last = n == len(pieces) - 1
+            yield StreamEvent(
+                index=index,
+                content=text,
+                logprobs=logprobs,
+                finish_reason=choice.finish_reason if last else None,
+                completion=choice if last else None,
+                prompt_tokens=first,
+            )
+            first = None

@@ -188,3 +188,28 @@ def test_openai_client_raises_typed_errors(client: OpenAI) -> None:
             model="auto", messages=[{"role": "user", "content": "x"}], temperature=3
         )
     assert "temperature" in str(info.value)
+
+
+def test_auto_stream_with_possible_escalation_is_replayed_token_by_token(client: OpenAI) -> None:
+    # escalation is possible (enabled, tau=1): the small answer is checked first, then sent
+    chunks = list(
+        client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "What is 2+2?"}],
+            max_tokens=6,
+            temperature=0,
+            stream=True,
+        )
+    )
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    whole = client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "What is 2+2?"}],
+        max_tokens=6,
+        temperature=0,
+    )
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert len(pieces) > 1
+    assert chunks[-1].choices == [] or chunks[-1].choices[0].finish_reason is not None

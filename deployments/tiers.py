@@ -193,6 +193,9 @@ class ServeTier:
             except TimeoutError:
                 response.cancel()
                 raise self._timed_out(timeout) from None
+            except asyncio.CancelledError:  # the client went away: stop the replica's work
+                response.cancel()
+                raise
             except Exception as exc:
                 error = _as_tier_error(self.name, exc)
                 if not isinstance(error, _ReplicaGone):

@@ -80,6 +80,7 @@ def test_concurrent_requests_are_one_batch_each_with_its_settings(base_url: str)
     with concurrent.futures.ThreadPoolExecutor(len(SETTINGS)) as pool:
         together = list(pool.map(lambda a: chat(base_url, *a), enumerate(SETTINGS)))
     sizes = recent_batch_sizes()[before:]
+    print(f"\nbatch sizes of {len(SETTINGS)} concurrent requests: {sizes}")
     assert sum(sizes) == len(SETTINGS) and max(sizes) > 1, sizes
     alone = [chat(base_url, i, s) for i, s in enumerate(SETTINGS)]
     assert recent_batch_sizes()[-len(SETTINGS) :] == [1] * len(SETTINGS)

@@ -17,12 +17,17 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from deployments.availability import ReplicaWatch
 from deployments.tiers import ServeTier
 from router.cascade import Cascade
-from router.config import ThinkgateConfig
+from router.config import DeploymentConfig, ThinkgateConfig
 from router.gateway.app import create_app
 from router.gateway.serving import ChatService
 from router.metrics import GatewayMetrics
+
+
+def min_replicas(d: DeploymentConfig) -> int:
+    return d.autoscaling.min_replicas if d.autoscaling is not None else d.num_replicas
 
 
 @serve.ingress()
@@ -32,17 +37,21 @@ class Gateway:
     ) -> None:
         self.config = ThinkgateConfig.model_validate(config)
         self.metrics = GatewayMetrics()
+        # Tiers that may scale to zero are not watched: their queue wakes the autoscaler.
+        self.watch = ReplicaWatch(serve.get_replica_context().app_name)
         self.small = ServeTier(
             "small",
             small,
             self.config.small.engine.display_name,
             self.config.small.deployment.timeout_s,
+            watch=self.watch if min_replicas(self.config.small.deployment) > 0 else None,
         )
         self.strong = ServeTier(
             "strong",
             strong,
             self.config.strong.engine.display_name,
             self.config.strong.deployment.timeout_s,
+            watch=self.watch if min_replicas(self.config.strong.deployment) > 0 else None,
         )
         self.cascade = Cascade(
             self.config, small=self.small, strong=self.strong, metrics=self.metrics

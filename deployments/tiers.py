@@ -8,6 +8,8 @@ waits longer than the tier's timeout.
 
 Failure semantics of `ServeTier` (what the gateway sees)::
 
+    no running replica (watch)      -> 503 at once, Retry-After 5 (replicas restarting or
+                                       the model cannot load; see deployments.availability)
     replica died / unreachable      -> retried once on another replica (non-stream calls,
                                        and streams before their first event); then 503,
                                        Retry-After 1
@@ -35,6 +37,7 @@ from ray.serve.exceptions import (
 )
 from ray.serve.handle import DeploymentHandle
 
+from deployments.availability import ReplicaWatch
 from router._exceptions import ThinkgateError, TierUnavailableError
 from router.config import ThinkgateConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
@@ -128,6 +131,7 @@ another replica cannot duplicate an answer the client saw. (`ActorDiedError` and
 RETRY_AFTER_REPLICA_S = 1.0
 RETRY_AFTER_UNDEPLOYED_S = 10.0
 RETRY_AFTER_TIMEOUT_S = 5.0
+RETRY_AFTER_NO_REPLICA_S = 5.0
 
 
 class _ReplicaGone(Exception):
@@ -155,19 +159,40 @@ def _as_tier_error(name: str, exc: BaseException) -> BaseException:
 class ServeTier:
     """`TierBackend` over a Serve deployment handle.
 
+    With a `ReplicaWatch`, a call to a tier that has no running replica fails at once
+    instead of waiting in the handle's queue; leave ``watch`` out for a tier that may scale
+    to zero (its queue is what wakes the autoscaler).
+
     Example::
 
-        small = ServeTier("small", small_handle, "gemma-3-270m", timeout_s=60)
+        small = ServeTier("small", small_handle, "gemma-3-270m", timeout_s=60, watch=watch)
         result = await small.generate(request)   # or TierUnavailableError
     """
 
     def __init__(
-        self, name: str, handle: DeploymentHandle, model_name: str, timeout_s: float
+        self,
+        name: str,
+        handle: DeploymentHandle,
+        model_name: str,
+        timeout_s: float,
+        *,
+        watch: ReplicaWatch | None = None,
     ) -> None:
         self.name = name
         self.handle = handle
         self._model_name = model_name
         self.timeout_s = timeout_s
+        self.watch = watch
+
+    async def _check_running(self) -> None:
+        if self.watch is None:
+            return
+        if await self.watch.running(self.handle.deployment_name) == 0:
+            raise TierUnavailableError(
+                self.name,
+                "no running replica (starting, restarting, or the model failed to load)",
+                retry_after_s=RETRY_AFTER_NO_REPLICA_S,
+            )
 
     @property
     def model_name(self) -> str:
@@ -187,6 +212,7 @@ class ServeTier:
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
+            await self._check_running()
             response = getattr(self.handle, method).remote(*args)
             try:
                 return await asyncio.wait_for(response, timeout=deadline - time.monotonic())
@@ -233,6 +259,7 @@ class ServeTier:
         between two events cancels the request."""
         attempt = 0
         while True:
+            await self._check_running()
             responses = self.handle.options(stream=True).stream.remote(request)
             iterator = responses.__aiter__()
             sent = False

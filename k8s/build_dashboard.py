@@ -125,6 +125,18 @@ def traffic_panels() -> list[Panel]:
             [_q(f"sum(thinkgate_requests_in_flight{{{NS}}})", "in flight")],
         ),
         Panel(
+            "Queued and rejected requests",
+            [
+                _q(f"sum(thinkgate_requests_queued{{{NS}}})", "queued"),
+                _q(
+                    f"sum by (reason) (rate(thinkgate_requests_rejected_total{{{NS}}}[{RI}]))",
+                    "rejected/s {{reason}}",
+                ),
+            ],
+            description="Waiting for a gateway concurrency slot; refused before reaching a "
+            "tier (auth 401, rate_limit 429, overload 503).",
+        ),
+        Panel(
             "Tier up (last call or health check)",
             [_q(f"min by (tier) (thinkgate_tier_up{{{NS}}})", "{{tier}}")],
             description="1 when the tier answered its last call; the minimum over gateway "
@@ -149,6 +161,21 @@ def routing_panels() -> list[Panel]:
             stacked=True,
             description="Share of tier decisions (router, forced, fallback; an escalation "
             "counts one more strong decision).",
+        ),
+        Panel(
+            "Strong share vs target, and the threshold in force",
+            [
+                _q(
+                    f'sum(rate({dec}{{{NS}, tier="strong"}}[{RI}]))'
+                    f" / sum(rate({dec}{{{NS}}}[{RI}]))",
+                    "strong share",
+                ),
+                _q(f"max(thinkgate_strong_share_target{{{NS}}})", "target share"),
+                _q(f"max(thinkgate_routing_threshold{{{NS}}})", "threshold"),
+            ],
+            unit="percentunit",
+            description="The target is shown when routing.strong_share is configured (the "
+            "threshold is then calibrated to it).",
         ),
         Panel(
             "Routing decisions/s by tier and reason",

@@ -55,6 +55,8 @@ LONG_PROMPT = " ".join(["explain the proof step by step"] * 20)
 NEEDS_EVENTS_WE_CANNOT_PRODUCE = {
     "thinkgate_fallbacks_total": "needs a tier to fail mid-request; the cascade fault "
     "tests cover fallbacks",
+    "thinkgate_strong_share_target": "set only when routing.strong_share is configured; "
+    "the test config routes by a fixed threshold",
     "ray_serve_deployment_error_counter_total": "counts exceptions raised in replicas; "
     "thinkgate returns errors as values, so healthy traffic raises none",
 }

@@ -13,6 +13,10 @@ prompt costs no more than a long one.
 embeddings over the window (special tokens excluded): a bag-of-words vector in the same
 space, about a hundred times cheaper, so it can cover a much longer window.
 
+``layers=k`` runs only the first ``k`` transformer layers (BERT-style models, whose
+layers are ``auto_model.encoder.layer``) and mean-pools their output like the full
+model does: cost falls about linearly with ``k``; ``None`` runs the whole model.
+
 Example::
 
     >>> from classifiers.encoder import TextEncoder
@@ -52,12 +56,21 @@ def default_encoder_path() -> Path:
 
 
 @dataclass
+class _Truncated:
+    """The first layers of a loaded model's transformer (a separate module)."""
+
+    module: Any
+    normalize: bool
+
+
+@dataclass
 class _LoadedModel:
     model: SentenceTransformer
     # Hugging Face fast tokenizers are not safe to call concurrently (their truncation
     # state is mutable), and the forward pass gains nothing from two threads on the same
     # cores, so one lock serialises each loaded model.
     lock: threading.Lock
+    truncated: dict[int, _Truncated]
 
 
 _MODELS: dict[tuple[str, str], _LoadedModel] = {}
@@ -73,9 +86,56 @@ def _load(path: str, device: str) -> _LoadedModel:
 
             model = SentenceTransformer(path, device=device)
             model.eval()
-            loaded = _LoadedModel(model=model, lock=threading.Lock())
+            loaded = _LoadedModel(model=model, lock=threading.Lock(), truncated={})
             _MODELS[key] = loaded
         return loaded
+
+
+def _truncated(loaded: _LoadedModel, layers: int, path: str) -> _Truncated:
+    """The model's transformer cut to its first ``layers`` layers (built once, cached)."""
+    import copy
+
+    with _MODELS_LOCK:
+        found = loaded.truncated.get(layers)
+        if found is not None:
+            return found
+        auto_model: Any = loaded.model[0].auto_model
+        stack = getattr(getattr(auto_model, "encoder", None), "layer", None)
+        if stack is None:
+            raise ValueError(
+                f"model {path!r} has no auto_model.encoder.layer: cannot run part of its layers"
+            )
+        if layers > len(stack):
+            raise ValueError(f"layers must be <= {len(stack)} for model {path!r}, got {layers}")
+        pooling: list[Any] = [m for m in loaded.model if type(m).__name__ == "Pooling"]
+        if not pooling or pooling[0].get_config_dict().get("pooling_mode") != "mean":
+            raise ValueError(f"model {path!r} does not mean-pool: cannot run part of its layers")
+        # A deep copy, so the full model keeps all its layers for other encoders.
+        module = copy.deepcopy(auto_model)
+        module.encoder.layer = module.encoder.layer[:layers]
+        module.config.num_hidden_layers = layers
+        module.eval()
+        normalize = any(type(m).__name__ == "Normalize" for m in loaded.model)
+        found = _Truncated(module=module, normalize=normalize)
+        loaded.truncated[layers] = found
+        return found
+
+
+def _truncated_embedding(truncated: _Truncated, features: dict[str, Any]) -> np.ndarray:
+    """Mean-pooled (and, like the full model, normalised) output of the first layers."""
+    import torch
+
+    inputs = {
+        k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+    }
+    hidden = truncated.module(**inputs).last_hidden_state
+    weights = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    mean = mean.to(torch.float32)
+    if truncated.normalize:
+        mean = mean / mean.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    result: np.ndarray = mean.cpu().numpy()
+    return result
 
 
 def _static_embedding(model: SentenceTransformer, features: dict[str, Any]) -> np.ndarray:
@@ -107,6 +167,7 @@ class TextEncoder:
         batch_size: texts per forward pass.
         device: torch device string.
         static: average input token embeddings instead of running the transformer.
+        layers: run only the first ``layers`` transformer layers; ``None`` runs all.
 
     Example::
 
@@ -125,6 +186,7 @@ class TextEncoder:
         batch_size: int = 32,
         device: str = "cpu",
         static: bool = False,
+        layers: int | None = None,
     ) -> None:
         if max_seq_length < 4:
             raise ValueError(f"max_seq_length must be >= 4, got {max_seq_length}")
@@ -132,12 +194,17 @@ class TextEncoder:
             raise ValueError(f"window must be 'head' or 'tail', got {window!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if layers is not None and layers < 1:
+            raise ValueError(f"layers must be None or >= 1, got {layers}")
+        if layers is not None and static:
+            raise ValueError("layers has no meaning for a static encoder")
         self._model_path = None if model_path is None else str(model_path)
         self.max_seq_length = max_seq_length
         self.window: Window = window
         self.batch_size = batch_size
         self.device = device
         self.static = static
+        self.layers = layers
 
     @property
     def model_path(self) -> str:
@@ -162,6 +229,7 @@ class TextEncoder:
             "max_seq_length": self.max_seq_length,
             "window": self.window,
             "static": self.static,
+            "layers": self.layers,
         }
 
     def _clip(self, text: str) -> str:
@@ -180,6 +248,9 @@ class TextEncoder:
 
         loaded = _load(self.model_path, self.device)
         model = loaded.model
+        truncated = (
+            None if self.layers is None else _truncated(loaded, self.layers, self.model_path)
+        )
         clipped = [self._clip(t) for t in texts]
         if not clipped:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -210,6 +281,8 @@ class TextEncoder:
                 features = {k: v.to(self.device) for k, v in features.items()}
                 if self.static:
                     vectors = _static_embedding(model, features)
+                elif truncated is not None:
+                    vectors = _truncated_embedding(truncated, features)
                 else:
                     embedded = model(features)["sentence_embedding"]
                     vectors = embedded.float().cpu().numpy()

@@ -4,10 +4,14 @@ Blocks, each optional, concatenated in this order:
 
 0. ``static`` — mean of the encoder's input token embeddings over the first
    ``static_tokens`` tokens (no transformer layers: cheap enough for long windows);
-1. ``head`` — sentence embedding of the first ``head_tokens`` tokens;
-2. ``tail`` — sentence embedding of the last ``tail_tokens`` tokens (where the actual
-   question of a long prompt usually is);
-3. ``text`` — the cheap features of :mod:`classifiers.text_features`.
+1. ``static_tail`` — for each ``n`` in ``static_tail_tokens``, the same static mean over
+   the last ``n`` tokens only (where the question usually is; several window sizes
+   weigh the end of the prompt more than any single mean);
+2. ``head`` — sentence embedding of the first ``head_tokens`` tokens;
+3. ``tail`` — sentence embedding of the last ``tail_tokens`` tokens (where the actual
+   question of a long prompt usually is); ``tail_layers=k`` runs only the encoder's
+   first ``k`` transformer layers for it (cost about linear in ``k``);
+4. ``text`` — the cheap features of :mod:`classifiers.text_features`.
 
 The head and tail windows of a batch go through the encoder together.
 
@@ -41,15 +45,20 @@ class FeaturizerConfig:
         encoder_path: sentence-transformers model folder; ``None`` is the bundled
             all-MiniLM-L6-v2.
         static_tokens: tokens averaged by the static block; 0 disables the block.
+        static_tail_tokens: window sizes (tokens from the end) of the static tail block;
+            empty disables the block.
         head_tokens: tokens of the prompt's beginning to embed; 0 disables the block.
         tail_tokens: tokens of the prompt's end to embed; 0 disables the block.
+        tail_layers: transformer layers run for the tail block; ``None`` runs them all.
         text_features: whether to append the cheap text features.
     """
 
     encoder_path: str | None = None
     static_tokens: int = 512
+    static_tail_tokens: tuple[int, ...] = ()
     head_tokens: int = 0
     tail_tokens: int = 32
+    tail_layers: int | None = None
     text_features: bool = True
 
     def __post_init__(self) -> None:
@@ -57,20 +66,43 @@ class FeaturizerConfig:
             value = getattr(self, name)
             if value != 0 and value < 4:
                 raise ValueError(f"{name} must be 0 or >= 4, got {value}")
-        if not (self.static_tokens or self.head_tokens or self.tail_tokens or self.text_features):
+        for size in self.static_tail_tokens:
+            if size < 4:
+                raise ValueError(f"static_tail_tokens must all be >= 4, got {size}")
+        if not (
+            self.static_tokens
+            or self.static_tail_tokens
+            or self.head_tokens
+            or self.tail_tokens
+            or self.text_features
+        ):
             raise ValueError("a featurizer needs at least one feature block")
+        if self.tail_layers is not None and self.tail_layers < 1:
+            raise ValueError(f"tail_layers must be None or >= 1, got {self.tail_layers}")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form (see :meth:`from_json`)."""
-        return asdict(self)
+        data = asdict(self)
+        data["static_tail_tokens"] = list(self.static_tail_tokens)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeaturizerConfig:
         """Inverse of :meth:`to_json`; unknown keys are an error."""
-        known = {"encoder_path", "static_tokens", "head_tokens", "tail_tokens", "text_features"}
+        known = {
+            "encoder_path",
+            "static_tokens",
+            "static_tail_tokens",
+            "head_tokens",
+            "tail_tokens",
+            "tail_layers",
+            "text_features",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown featurizer settings: {sorted(unknown)}")
+        if "static_tail_tokens" in data:
+            data = {**data, "static_tail_tokens": tuple(data["static_tail_tokens"])}
         return cls(**data)
 
 
@@ -90,13 +122,28 @@ class PromptFeaturizer:
             if config.static_tokens
             else None
         )
+        self._static_tail = [
+            TextEncoder(
+                config.encoder_path,
+                max_seq_length=size,
+                window="tail",
+                static=True,
+                batch_size=128,
+            )
+            for size in config.static_tail_tokens
+        ]
         self._head = (
             TextEncoder(config.encoder_path, max_seq_length=config.head_tokens, window="head")
             if config.head_tokens
             else None
         )
         self._tail = (
-            TextEncoder(config.encoder_path, max_seq_length=config.tail_tokens, window="tail")
+            TextEncoder(
+                config.encoder_path,
+                max_seq_length=config.tail_tokens,
+                window="tail",
+                layers=config.tail_layers,
+            )
             if config.tail_tokens
             else None
         )
@@ -106,6 +153,8 @@ class PromptFeaturizer:
         names = []
         if self._static is not None:
             names.append("static")
+        if self._static_tail:
+            names.append("static_tail")
         if self._head is not None:
             names.append("head")
         if self._tail is not None:
@@ -121,6 +170,11 @@ class PromptFeaturizer:
         out: dict[str, np.ndarray] = {}
         if self._static is not None:
             out["static"] = self._static.encode(prompts, show_progress_bar=show_progress_bar)
+        if self._static_tail:
+            out["static_tail"] = np.concatenate(
+                [e.encode(prompts, show_progress_bar=show_progress_bar) for e in self._static_tail],
+                axis=1,
+            )
         if self._head is not None:
             out["head"] = self._head.encode(prompts, show_progress_bar=show_progress_bar)
         if self._tail is not None:

@@ -26,8 +26,22 @@ def add_featurizer_flags(parser: argparse.ArgumentParser) -> None:
         "--encoder", default=None, help="sentence-transformers model folder (default: bundled)"
     )
     parser.add_argument("--static-tokens", type=int, default=512, help="0 disables the block")
+    parser.add_argument(
+        "--static-tail-tokens",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="static means over the last N tokens, one per N (default: none)",
+    )
     parser.add_argument("--head-tokens", type=int, default=0, help="0 disables the block")
     parser.add_argument("--tail-tokens", type=int, default=32, help="0 disables the block")
+    parser.add_argument(
+        "--tail-layers",
+        type=int,
+        default=None,
+        help="transformer layers run for the tail block (default: all)",
+    )
     parser.add_argument(
         "--no-text-features", action="store_true", help="leave out the cheap text features"
     )
@@ -119,7 +133,9 @@ def featurizer_from_args(args: argparse.Namespace) -> FeaturizerConfig:
     return FeaturizerConfig(
         encoder_path=args.encoder,
         static_tokens=args.static_tokens,
+        static_tail_tokens=tuple(args.static_tail_tokens),
         head_tokens=args.head_tokens,
         tail_tokens=args.tail_tokens,
+        tail_layers=args.tail_layers,
         text_features=not args.no_text_features,
     )

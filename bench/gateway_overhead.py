@@ -9,7 +9,8 @@ is timed, one at a time, on three paths:
   replica, with ``@serve.batch``), on local Ray.
 
 ``model: small`` skips the difficulty router; ``model: auto`` includes it (the tiny config's
-length baseline; the learned router adds its encoder time on top). Escalation is off.
+length baseline; the learned router adds its encoder time on top). Escalation is off. One
+torch thread in this process, as a Serve replica with ``num_cpus <= 1`` gets.
 
 Example::
 
@@ -94,6 +95,11 @@ def serve_app(config: Any) -> Iterator[str]:
 
 
 def measure(requests: int, max_tokens: list[int], with_serve: bool) -> list[dict[str, Any]]:
+    import torch
+
+    # One torch thread in this process, as Ray gives a replica with num_cpus <= 1
+    # (OMP_NUM_THREADS); several threads on a busy small machine make every path noisier.
+    torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     from router.engines.base import ChatMessage, GenerationRequest
     from router.engines.factory import create_engine

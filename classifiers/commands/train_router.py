@@ -29,13 +29,16 @@ def add_featurizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--static-tail-tokens",
         type=int,
-        nargs="+",
-        default=[],
+        nargs="*",
+        default=(8, 24),
         metavar="N",
-        help="static means over the last N tokens, one per N (default: none)",
+        help="static means over the last N tokens, one per N (default: 8 24; "
+        "the flag with no value disables the block)",
     )
     parser.add_argument("--head-tokens", type=int, default=0, help="0 disables the block")
-    parser.add_argument("--tail-tokens", type=int, default=32, help="0 disables the block")
+    parser.add_argument(
+        "--tail-tokens", type=int, default=0, help="MiniLM tail window; 0 (default) disables it"
+    )
     parser.add_argument(
         "--tail-layers",
         type=int,

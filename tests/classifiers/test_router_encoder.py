@@ -81,3 +81,17 @@ def test_featurizer_static_tail_block() -> None:
     np.testing.assert_allclose(features, expected, atol=1e-6)
     with pytest.raises(ValueError, match="static_tail_tokens must all be >= 4, got 2"):
         FeaturizerConfig(static_tail_tokens=(2,))
+
+
+def test_cli_featurizer_defaults_match_the_shipped_router() -> None:
+    import argparse
+
+    from classifiers.commands.train_router import add_featurizer_flags, featurizer_from_args
+    from classifiers.difficulty import DifficultyRouter
+
+    parser = argparse.ArgumentParser()
+    add_featurizer_flags(parser)
+    default = featurizer_from_args(parser.parse_args([]))
+    assert default == DifficultyRouter.load().featurizer_config
+    disabled = featurizer_from_args(parser.parse_args(["--static-tail-tokens"]))
+    assert disabled.static_tail_tokens == ()

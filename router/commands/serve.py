@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router.config import ThinkgateConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +28,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address", help="Ray cluster address to join (default: start a local Ray)"
     )
+
+
+def _cpus_requested(config: ThinkgateConfig) -> int:
+    total = 1.0  # the gateway ingress and Serve's own actors
+    for tier in (config.small, config.strong):
+        d = tier.deployment
+        replicas = d.autoscaling.max_replicas if d.autoscaling else d.num_replicas
+        total += d.num_cpus * replicas
+    return math.ceil(total)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from deployments.app import build_from_config
 
     log.info("starting Ray%s", f" at {args.address}" if args.address else " locally")
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=True)
+    if args.address:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=True)
+    else:
+        # Logical CPUs for local Ray: at least what the deployments ask for, so a small
+        # machine can still place both tiers and the gateway (they share the cores).
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, _cpus_requested(config)),
+            include_dashboard=False,
+            log_to_driver=True,
+        )
     serve.start(http_options={"host": host, "port": port})
     log.info(
         "deploying: small=%s strong=%s (first start converts and caches the embedded model)",

@@ -47,10 +47,15 @@ prometheus:
 
 ## Rebuild the shipped router / budget artifacts from ../shared/data
 train-router: $(STAMP)
-	$(BIN)/thinkgate train-router --outcomes ../shared/data/routing/mmlu/*.csv \
+	$(BIN)/thinkgate train-router --outcomes ../shared/data/routing/mmlu/mmlu_*.csv \
 	  --weak-column mistralai/Mixtral-8x7B-Instruct-v0.1 --strong-column gpt-4-1106-preview \
 	  --exclude ../shared/data/routing/mmlu/contaminated_prompts.jsonl \
-	  --out classifiers/artifacts/router
+	  --static-tail-tokens 8 24 --tail-tokens 0 --out classifiers/artifacts/router
+
+train-budget: $(STAMP)
+	$(BIN)/thinkgate train-budget --data ../shared/data/gsm8k/train.jsonl \
+	  --holdout-fraction 0.2 --holdout-out /tmp/gsm8k_budget_holdout.jsonl \
+	  --out classifiers/artifacts/budget
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

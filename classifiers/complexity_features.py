@@ -100,11 +100,6 @@ def complexity_features(texts: Sequence[str]) -> np.ndarray:
     Raises:
         TypeError: when an element of ``texts`` is not a string.
     """
-    rows: list[list[float]] = []
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__}")
-        rows.append(_features_of(text))
-    if not rows:
-        return np.zeros((0, len(COMPLEXITY_FEATURE_NAMES)), dtype=np.float32)
-    return np.asarray(rows, dtype=np.float32)
+    from classifiers.text_features import feature_matrix
+
+    return feature_matrix(texts, _features_of, len(COMPLEXITY_FEATURE_NAMES))

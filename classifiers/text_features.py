@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -199,11 +199,22 @@ def text_features(texts: Sequence[str]) -> np.ndarray:
     Raises:
         TypeError: when an element of ``texts`` is not a string.
     """
+    return feature_matrix(texts, _features_of, len(FEATURE_NAMES))
+
+
+def feature_matrix(
+    texts: Sequence[str], features_of: Callable[[str], list[float]], width: int
+) -> np.ndarray:
+    """``features_of`` applied to each text, stacked as float32 ``(len(texts), width)``.
+
+    Raises:
+        TypeError: when an element of ``texts`` is not a string.
+    """
     rows: list[list[float]] = []
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__}")
-        rows.append(_features_of(text))
+        rows.append(features_of(text))
     if not rows:
-        return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+        return np.zeros((0, width), dtype=np.float32)
     return np.asarray(rows, dtype=np.float32)

@@ -199,6 +199,10 @@ class TrainingSummary:
         }
 
 
+SCORE_QUANTILE_POINTS = 101
+"""Quantiles of out-of-fold scores kept in the artifact (0%, 1%, ..., 100%)."""
+
+
 def train_router(
     data: Outcomes,
     featurizer: FeaturizerConfig,
@@ -236,11 +240,19 @@ def train_router(
         positives=float(labels.mean()),
         folds=folds,
     )
+    # Out-of-fold p_strong quantiles: what `routing.strong_share` is calibrated against.
+    oof_scores = calibration.probability(np.asarray(best.oof_gain, dtype=float))
+    quantiles = np.quantile(oof_scores, np.linspace(0.0, 1.0, SCORE_QUANTILE_POINTS))
     router = DifficultyRouter(
         featurizer,
         head,
         calibration,
-        {**(metadata or {}), "training": summary.to_json(), "label_margin": margin},
+        {
+            **(metadata or {}),
+            "training": summary.to_json(),
+            "label_margin": margin,
+            "score_quantiles": [round(float(q), 6) for q in quantiles],
+        },
     )
     return router, summary
 

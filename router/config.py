@@ -203,7 +203,8 @@ class RoutingConfig(_Strict):
         None,
         ge=0,
         le=1,
-        description="Target share of strong calls; the threshold is calibrated to it.",
+        description="Target share of strong calls; the threshold is calibrated to it (from "
+        "the router artifact's out-of-fold score quantiles). With neither set: 0.3.",
     )
     fallback: bool = Field(
         True, description="When a tier is unavailable, answer `auto` from the other one."

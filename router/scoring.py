@@ -25,7 +25,10 @@ from typing import Any, Protocol
 from router._exceptions import ConfigError
 from router.config import RoutingConfig
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_STRONG_SHARE = 0.3
+"""With neither a threshold nor a share configured, calibrate to send 30% of typical traffic
+to the strong tier (the learned router's scores are calibrated probabilities, not a 50/50
+split)."""
 
 
 class DifficultyScorer(Protocol):
@@ -112,9 +115,8 @@ class RoutingPolicy:
     def from_config(cls, config: RoutingConfig, scorer: DifficultyScorer) -> RoutingPolicy:
         if config.threshold is not None:
             return cls(config.threshold)
-        if config.strong_share is not None:
-            return cls(scorer.threshold_for_share(config.strong_share))
-        return cls(DEFAULT_THRESHOLD)
+        share = config.strong_share if config.strong_share is not None else DEFAULT_STRONG_SHARE
+        return cls(scorer.threshold_for_share(share))
 
     def tier_for(self, p_strong: float) -> str:
         return "strong" if p_strong >= self.threshold else "small"

@@ -41,43 +41,29 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from classifiers.selfref_data import read_qa_jsonl
-    from classifiers.selfref_eval import answer_and_score
+    from classifiers.commands._qa_scoring import score_qa_file
     from router._exceptions import ThinkgateError
-    from router.config import load_config
-    from router.engines.factory import create_engine
     from router.escalation.policy import escalation_rate, tau_for_rate
-    from router.escalation.scorers import create_scorer
 
+    if not 0.0 <= args.rate <= 1.0:
+        print(f"error: --rate must be in [0, 1], got {args.rate}", file=sys.stderr)
+        return 2
     try:
-        if not 0.0 <= args.rate <= 1.0:
-            print(f"error: --rate must be in [0, 1], got {args.rate}", file=sys.stderr)
-            return 2
-        config = load_config(args.config)
-        scorer = create_scorer(args.scorer or config.escalation.scorer)
-        items = read_qa_jsonl(args.dataset, limit=args.limit)
-        engine = create_engine(config.small.engine)
-        engine.load()
+        result = score_qa_file(args, [args.scorer] if args.scorer else None)
     except ThinkgateError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    correct, scores, skipped = answer_and_score(
-        engine,
-        items,
-        [scorer],
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
-    if scorer.name in skipped:
-        print(f"error: scorer {scorer.name} could not run: {skipped[scorer.name]}", file=sys.stderr)
+    [name] = result.names
+    correct, scores, skipped = result.correct, result.scores, result.skipped
+    if name in skipped:
+        print(f"error: scorer {name} could not run: {skipped[name]}", file=sys.stderr)
         return 1
-    values = scores[scorer.name]
+    values = scores[name]
     tau = tau_for_rate(values, args.rate)
     realised = escalation_rate(values, tau)
     kept_right = sum(ok for ok, u in zip(correct, values, strict=True) if u <= tau)
     details = {
-        "scorer": scorer.name,
+        "scorer": name,
         "target_rate": args.rate,
         "tau": tau,
         "escalation_rate": realised,
@@ -87,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         / len(values),
     }
     print(f"tau = {tau:.4f}  (escalates {realised:.1%} of {len(values)} answers)")
-    print(f"escalation:\n  scorer: {scorer.name}\n  tau: {tau:.4f}")
+    print(f"escalation:\n  scorer: {name}\n  tau: {tau:.4f}")
     if args.json_out:
         out = Path(args.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)

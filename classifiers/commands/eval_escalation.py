@@ -40,38 +40,25 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from classifiers.selfref_data import read_qa_jsonl
-    from classifiers.selfref_eval import answer_and_score, escalation_report, plot_curves
+    from classifiers.commands._qa_scoring import score_qa_file
+    from classifiers.selfref_eval import escalation_report, plot_curves
     from router._exceptions import ThinkgateError
-    from router.config import load_config
-    from router.engines.factory import create_engine
-    from router.escalation.scorers import SCORER_NAMES, create_scorer
+    from router.escalation.scorers import SCORER_NAMES
 
     started = time.perf_counter()
+    names = list(args.scorers or SCORER_NAMES)
     try:
-        names = list(args.scorers or SCORER_NAMES)
-        scorers = [create_scorer(name) for name in names]
-        config = load_config(args.config)
-        items = read_qa_jsonl(args.dataset, limit=args.limit)
-        engine = create_engine(config.small.engine)
-        engine.load()
+        result = score_qa_file(args, names)
     except ThinkgateError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    correct, scores, skipped = answer_and_score(
-        engine,
-        items,
-        scorers,
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    correct, scores, skipped = result.correct, result.scores, result.skipped
     report = escalation_report(
         correct,
         scores,
         skipped=skipped,
         extra={
-            "model": engine.model_name,
+            "model": result.model,
             "dataset": str(args.dataset),
             "seconds": round(time.perf_counter() - started, 1),
         },

@@ -271,3 +271,19 @@ def test_processor_rejects_a_batch_of_the_wrong_size(hf: tuple[object, object]) 
     processor = ThinkingBudgetProcessor(tokenizer, ThinkingMarkers(), budgets=[1, 2])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="1 rows for 2 budgets"):
         processor(torch.tensor([[1, 2]]), torch.zeros(1, 10))  # type: ignore[arg-type]
+
+
+def test_a_closed_thinking_section_cannot_be_reopened(tiny_gemma3_dir: Path) -> None:
+    """Sampling must not open a second `<think>` after the first closed: that section would
+    escape the budget (seen as reasoning_tokens > budget with random tiny models)."""
+    from router.engines.base import ChatMessage, GenerationRequest
+    from router.engines.transformers_engine import TransformersEngine
+    from router.sampling import SamplingParams
+    from tests.tiny_models import tiny_engine_config
+
+    engine = TransformersEngine(tiny_engine_config(tiny_gemma3_dir))
+    engine.load()
+    params = SamplingParams(max_tokens=200, thinking=True, thinking_budget=4, n=16, seed=3)
+    [result] = engine.generate([GenerationRequest([ChatMessage("user", "hi")], params)])
+    assert all(c.reasoning_tokens <= 4 for c in result.choices)
+    assert all("<think>" not in c.text for c in result.choices)

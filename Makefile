@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BIN          = $(VENV)/bin
 STAMP        = $(VENV)/.thinkgate-installed
 
-.PHONY: install serve test test-fast lint typecheck prometheus train-router train-budget clean
+.PHONY: install serve test test-fast lint typecheck prometheus postgresql train-router train-budget clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ serve: $(STAMP)
 	$(BIN)/thinkgate serve
 
 ## Run the whole test suite (unit, real Ray Serve, real Prometheus, slow Gemma test)
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus postgresql
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -44,6 +44,14 @@ prometheus:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
 	      || echo "warning: could not install prometheus; prometheus tests will skip"; \
 	  else echo "note: prometheus not installed; prometheus tests will skip"; fi; }
+
+# PostgreSQL (the learning tests start a throwaway server): installed when missing and root.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; PostgreSQL tests will skip"; \
+	  else echo "note: postgresql not installed; PostgreSQL tests will skip"; fi; }
 
 ## Rebuild the shipped router / budget artifacts from ../shared/data
 train-router: $(STAMP)

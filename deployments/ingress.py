@@ -21,7 +21,7 @@ from deployments.availability import ReplicaWatch
 from deployments.tiers import ServeTier
 from router.cascade import Cascade
 from router.config import DeploymentConfig, ThinkgateConfig
-from router.gateway.app import create_app
+from router.gateway.app import create_app, create_learning
 from router.gateway.serving import ChatService
 from router.metrics import GatewayMetrics
 
@@ -57,7 +57,10 @@ class Gateway:
             self.config, small=self.small, strong=self.strong, metrics=self.metrics
         )
         self.cascade.load()
-        self.service = ChatService(self.config, self.cascade, self.metrics)
+        self.learning = create_learning(self.config, self.cascade, self.metrics)
+        if self.learning is not None:
+            self.learning.start()
+        self.service = ChatService(self.config, self.cascade, self.metrics, self.learning)
         self._was_ready = False
 
     async def ready(self) -> bool:
@@ -68,6 +71,12 @@ class Gateway:
             self._was_ready = True
             return True
         return self._was_ready and self.config.routing.fallback and (small or strong)
+
+    def __del__(self) -> None:
+        # Serve calls __del__ on graceful shutdown: write the queued decision records.
+        learning = getattr(self, "learning", None)
+        if learning is not None:
+            learning.close()
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.config, self.service, self.metrics, self.ready)

@@ -343,6 +343,82 @@ class SecurityConfig(_Strict):
         return tuple(out)
 
 
+class LearningConfig(_Strict):
+    """Learning from traffic (`router.learning`): the decision log, shadow answers, judge.
+
+    Every answered request writes one record to the database; with ``shadow_rate`` > 0 a
+    sample of requests is also answered by the other tier in the background and judged,
+    giving labels that ``thinkgate train-router --from-log`` learns from.
+    """
+
+    enabled: bool = Field(True, description="Write the decision log (one record a request).")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@host/db` (several "
+        "gateway replicas) or `sqlite:///path.db`; default: a SQLite file "
+        "`learning.db` under the cache directory ($THINKGATE_CACHE_DIR or ~/.cache/thinkgate).",
+    )
+    database_url_env: str = Field(
+        "THINKGATE_DATABASE_URL",
+        min_length=1,
+        description="Environment variable that, when set, overrides `database_url` (a "
+        "Kubernetes Secret holding the PostgreSQL password).",
+    )
+    store_text: bool = Field(
+        False,
+        description="Store prompt and answer text. Off: only what retraining needs (router "
+        "features with their featurizer id, budget features) is stored.",
+    )
+    queue_size: int = Field(
+        10_000, ge=1, description="Records waiting to be written; beyond that they are dropped."
+    )
+    batch_size: int = Field(256, ge=1, description="Most records written in one transaction.")
+    flush_interval_s: float = Field(
+        0.5, gt=0, description="Longest a record waits in the queue before a write."
+    )
+    retry_interval_s: float = Field(
+        2.0, gt=0, description="Wait after a failed write before the next attempt."
+    )
+    poll_interval_s: float = Field(
+        5.0, gt=0, description="How often a gateway reads the active versions (hot reload)."
+    )
+    shadow_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of answered requests also sent to the other tier in the "
+        "background (both directions), then judged.",
+    )
+    shadow_max_per_minute: int = Field(
+        60, ge=0, description="Most shadow answers started per minute by one gateway."
+    )
+    shadow_max_tokens: int = Field(
+        256, ge=1, description="max_tokens of a shadow answer and of a judge call."
+    )
+    judge: Literal["strong", "small"] = Field(
+        "strong", description="Tier that judges a pair of answers (default the strong tier)."
+    )
+    admin_key_hashes: tuple[str, ...] = Field(
+        (),
+        description="SHA-256 hex digests of admin keys for `POST /v1/admin/promote`; "
+        "none = the admin endpoint is off.",
+    )
+
+    @field_validator("admin_key_hashes")
+    @classmethod
+    def _admin_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for index, digest in enumerate(value):
+            clean = digest.strip().lower()
+            if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+                raise ValueError(
+                    f"admin_key_hashes[{index}] must be a SHA-256 hex digest (64 hex "
+                    f"characters), got {len(clean)} characters"
+                )
+            out.append(clean)
+        return tuple(out)
+
+
 class ThinkgateConfig(_Strict):
     """The whole service. The built-in default is the embedded Gemma 3 270M on both tiers."""
 
@@ -358,6 +434,9 @@ class ThinkgateConfig(_Strict):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP gateway.")
     security: SecurityConfig = Field(
         default_factory=SecurityConfig, description="API keys, rate limits, overload guard."
+    )
+    learning: LearningConfig = Field(
+        default_factory=LearningConfig, description="Decision log, shadow answers, judge."
     )
 
 

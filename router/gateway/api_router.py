@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.types import Receive, Scope, Send
 
 from router._exceptions import (
@@ -123,7 +124,7 @@ async def _chat_unless_disconnected(
     service: ChatService, body: ChatCompletionRequest, request: Request, record: AccessRecord
 ) -> ChatReply | None:
     """Run the chat; cancel it and answer None when the client goes away first."""
-    chat = asyncio.ensure_future(service.chat(body))
+    chat = asyncio.ensure_future(service.chat(body, key_id=record.key_id or "anonymous"))
     watch = asyncio.ensure_future(_until_disconnect(request))
     try:
         await asyncio.wait((chat, watch), return_when=asyncio.FIRST_COMPLETED)
@@ -208,6 +209,7 @@ def build_router(
     ``gate`` nothing is limited beyond the request validation."""
     api = APIRouter()
     keys = api_keys or ApiKeys()
+    after_tasks: set[asyncio.Future[None]] = set()  # learning work after streamed answers
     bearer = HTTPBearer(
         auto_error=False,
         scheme_name="ApiKey",
@@ -288,6 +290,10 @@ def build_router(
                     if gate is not None:
                         gate.release()
                     charge(key, record, estimate)
+                    if reply.after is not None and not record.disconnected:
+                        task = asyncio.ensure_future(reply.after())
+                        after_tasks.add(task)
+                        task.add_done_callback(after_tasks.discard)
 
                 events = _GuardedStream(reply.events, record, finished)
                 holding = False  # the stream releases the slot when it ends
@@ -303,7 +309,9 @@ def build_router(
                     record.debug["completion"] = [c.message.content for c in reply.body.choices]
             charge(key, record)
             return JSONResponse(
-                reply.body.model_dump(mode="json") if reply.body else {}, headers=reply.headers
+                reply.body.model_dump(mode="json") if reply.body else {},
+                headers=reply.headers,
+                background=BackgroundTask(reply.after) if reply.after is not None else None,
             )
         except ThinkgateError as exc:
             status = str(exc.status_code)

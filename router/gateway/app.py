@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +35,9 @@ from router.gateway.errors import (
 from router.gateway.serving import ChatService
 from router.metrics import GatewayMetrics
 from router.tiers import LocalTier
+
+if TYPE_CHECKING:
+    from router.learning.loop import LearningLoop
 
 log = logging.getLogger("thinkgate.gateway")
 
@@ -101,6 +105,10 @@ def create_app(
         log_prompts=config.gateway.log_prompts,
     )
     app.include_router(router)
+    if service.learning is not None:
+        from router.learning.api import build_learning_router
+
+        app.include_router(build_learning_router(service.learning, metrics, api_keys))
     fastapi_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -123,6 +131,7 @@ class LocalGateway:
     service: ChatService
     metrics: GatewayMetrics
     app: FastAPI
+    learning: LearningLoop | None = None
 
     async def start(self) -> None:
         """Load both tiers (the same engine object when both tiers name one model)."""
@@ -134,9 +143,28 @@ class LocalGateway:
         await asyncio.to_thread(self.cascade.load)
         for tier in ("small", "strong"):
             self.metrics.tier_up.labels(tier=tier).set(1)
+        if self.learning is not None:
+            self.learning.start()
+
+    def close(self) -> None:
+        """Write the queued decision records and stop the learning threads."""
+        if self.learning is not None:
+            self.learning.close()
 
     async def ready(self) -> bool:
         return bool(await self.small.ready() and await self.strong.ready())
+
+
+def create_learning(
+    config: ThinkgateConfig, cascade: Cascade, metrics: GatewayMetrics
+) -> LearningLoop | None:
+    """The learning loop (decision log, shadow answers, hot reload), unless it is off."""
+    learning = config.learning
+    if not learning.enabled and learning.shadow_rate == 0:
+        return None
+    from router.learning.loop import LearningLoop
+
+    return LearningLoop(config, cascade, metrics)
 
 
 def build_local(config: ThinkgateConfig) -> LocalGateway:
@@ -153,12 +181,13 @@ def build_local(config: ThinkgateConfig) -> LocalGateway:
     strong = LocalTier("strong", strong_engine, timeout_s=config.strong.deployment.timeout_s)
     metrics = GatewayMetrics()
     cascade = Cascade(config, small=small, strong=strong, metrics=metrics)
-    service = ChatService(config, cascade, metrics)
+    learning = create_learning(config, cascade, metrics)
+    service = ChatService(config, cascade, metrics, learning)
     holder: list[LocalGateway] = []
 
     async def ready() -> bool:
         return await holder[0].ready()
 
     app = create_app(config, service, metrics, ready)
-    holder.append(LocalGateway(config, small, strong, cascade, service, metrics, app))
+    holder.append(LocalGateway(config, small, strong, cascade, service, metrics, app, learning))
     return holder[0]

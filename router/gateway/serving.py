@@ -13,11 +13,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from router._exceptions import InvalidRequestError, ModelNotFoundError, ThinkgateError
 from router.cascade import Cascade, CascadeRequest, Decision, Mode
@@ -42,6 +44,10 @@ from router.protocol.chat import (
 from router.protocol.models import ModelCard, ModelList
 from router.sampling import SamplingParams
 
+if TYPE_CHECKING:
+    from router.learning.loop import LearningLoop
+    from router.learning.records import DecisionRecord
+
 ROUTED_MODELS = ("auto", "small", "strong")
 
 
@@ -51,6 +57,8 @@ class ChatReply:
     body: ChatCompletionResponse | None = None
     events: AsyncIterator[str] | None = None
     route: str = "none"
+    after: Callable[[], Awaitable[None]] | None = None
+    """Work to run once the client has the whole answer (learning: shadow + judge)."""
 
 
 def routing_headers(decision: Decision, model: str) -> dict[str, str]:
@@ -99,10 +107,17 @@ def _logprobs_out(items: list[TokenLogprob] | tuple[TokenLogprob, ...] | None) -
 class ChatService:
     """Validates requests, runs the cascade, shapes OpenAI responses."""
 
-    def __init__(self, config: ThinkgateConfig, cascade: Cascade, metrics: GatewayMetrics):
+    def __init__(
+        self,
+        config: ThinkgateConfig,
+        cascade: Cascade,
+        metrics: GatewayMetrics,
+        learning: LearningLoop | None = None,
+    ):
         self.config = config
         self.cascade = cascade
         self.metrics = metrics
+        self.learning = learning
         self.created = int(time.time())
 
     # ----- models ----------------------------------------------------------------------
@@ -212,11 +227,12 @@ class ChatService:
         )
 
     # ----- chat --------------------------------------------------------------------------
-    async def chat(self, req: ChatCompletionRequest) -> ChatReply:
+    async def chat(self, req: ChatCompletionRequest, key_id: str = "anonymous") -> ChatReply:
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         creq = self.to_cascade_request(req, request_id)
+        started = time.perf_counter()
         if req.stream:
-            return await self._chat_stream(req, creq, request_id)
+            return await self._chat_stream(req, creq, request_id, key_id, started)
         outcome = await self.cascade.complete(creq)
         decision, result = outcome.decision, outcome.result
         choices = [
@@ -243,12 +259,30 @@ class ChatService:
             ),
             routing=routing_trace(decision) if self.config.gateway.include_routing_body else None,
         )
-        return ChatReply(
+        reply = ChatReply(
             headers=routing_headers(decision, result.model), body=body, route=decision.route
         )
+        if self.learning is not None:
+            record = self.learning.record(
+                creq,
+                decision,
+                key_id=key_id,
+                answer_model=result.model,
+                prompt_tokens=result.prompt_tokens,
+                completions=result.choices,
+                latency_s=time.perf_counter() - started,
+                stream=False,
+            )
+            reply.after = functools.partial(self.learning.after_answer, record)
+        return reply
 
     async def _chat_stream(
-        self, req: ChatCompletionRequest, creq: CascadeRequest, request_id: str
+        self,
+        req: ChatCompletionRequest,
+        creq: CascadeRequest,
+        request_id: str,
+        key_id: str,
+        started: float,
     ) -> ChatReply:
         decision, events = await self.cascade.stream(creq)
         iterator = aiter(events)
@@ -261,6 +295,7 @@ class ChatService:
         model = self.cascade.tiers[decision.tier].model_name
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         trace = routing_trace(decision) if self.config.gateway.include_routing_body else None
+        on_complete, after = self._stream_learning(creq, decision, key_id, model, started)
         sse = _sse_events(
             first,
             iterator,
@@ -270,8 +305,46 @@ class ChatService:
             logprobs=req.logprobs,
             include_usage=include_usage,
             trace=trace,
+            on_complete=on_complete,
         )
-        return ChatReply(headers=routing_headers(decision, model), events=sse, route=decision.route)
+        return ChatReply(
+            headers=routing_headers(decision, model),
+            events=sse,
+            route=decision.route,
+            after=after,
+        )
+
+    def _stream_learning(
+        self, creq: CascadeRequest, decision: Decision, key_id: str, model: str, started: float
+    ) -> tuple[
+        Callable[[int, dict[int, Completion]], None] | None,
+        Callable[[], Awaitable[None]] | None,
+    ]:
+        """Callbacks that record a finished stream and then run the learning work."""
+        learning = self.learning
+        if learning is None:
+            return None, None
+        records: list[DecisionRecord] = []
+
+        def on_complete(prompt_tokens: int, completions: dict[int, Completion]) -> None:
+            records.append(
+                learning.record(
+                    creq,
+                    decision,
+                    key_id=key_id,
+                    answer_model=model,
+                    prompt_tokens=prompt_tokens,
+                    completions=[completions[i] for i in sorted(completions)],
+                    latency_s=time.perf_counter() - started,
+                    stream=True,
+                )
+            )
+
+        async def after() -> None:
+            for record in records:
+                await learning.after_answer(record)
+
+        return on_complete, after
 
 
 def _chunk(request_id: str, model: str, created: int, **fields: object) -> str:
@@ -289,6 +362,7 @@ async def _sse_events(
     logprobs: bool,
     include_usage: bool,
     trace: RoutingTrace | None,
+    on_complete: Callable[[int, dict[int, Completion]], None] | None = None,
 ) -> AsyncIterator[str]:
     created = int(time.time())
     yield _chunk(
@@ -337,6 +411,8 @@ async def _sse_events(
         yield f"data: {json.dumps(exc.to_dict())}\n\n"
         yield "data: [DONE]\n\n"
         return
+    if on_complete is not None:
+        on_complete(prompt_tokens, completions)
     if include_usage:
         completion_tokens = sum(c.completion_tokens for c in completions.values())
         reasoning = sum(c.reasoning_tokens for c in completions.values())

@@ -1,0 +1,132 @@
+"""Tables of the learning database (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+- ``decisions``: the decision log, one row per answered request. Prompt and answer text
+  only with ``learning.store_text``; the router's feature vector (float32 bytes) with its
+  featurizer id always, so a team that keeps no text can still retrain.
+- ``labels``: one row per (request, source): ``judge`` (shadow answer judged against the
+  served one) or ``feedback`` (``POST /v1/feedback``).
+- ``artifacts``: promoted routers, budget models (their folder as a tar) and taus.
+- ``active``: the active version of each kind; every gateway replica polls it.
+- ``events``: promotions, in order (who, when, from which version, the comparison).
+- ``schema_migrations``: applied migration steps (`router.learning.migrations`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(80)
+NAME = String(200)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", NAME, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("request_id", ID, primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("key_id", ID, nullable=False, index=True),
+    Column("mode", String(16), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("route", String(16), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("fallback_from", String(16)),
+    Column("difficulty", Float),
+    Column("threshold", Float),
+    Column("router_version", ID),
+    Column("featurizer_id", ID),
+    Column("router_features", LargeBinary),
+    Column("uncertainty", Float),
+    Column("escalation_scorer", String(40)),
+    Column("tau", Float),
+    Column("tau_version", ID),
+    Column("thinking_budget", Integer),
+    Column("budget_version", ID),
+    Column("budget_features", LargeBinary),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("forced_close", Boolean, nullable=False),
+    Column("finish_reason", String(16)),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("router_s", Float),
+    Column("answer_model", NAME, nullable=False),
+    Column("prompt_text", Text),
+    Column("answer_text", Text),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("request_id", ID, primary_key=True),
+    Column("source", String(16), primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("key_id", ID),
+    Column("strong_better", Float),
+    Column("small_ok", Boolean),
+    Column("score", Float),
+    Column("judge_model", NAME),
+    Column("judge_tokens", Integer),
+    Column("shadow_tier", String(16)),
+    Column("shadow_tokens", Integer),
+    Column("has_reference", Boolean, nullable=False),
+    Column("reference_text", Text),
+    Column("comment_text", Text),
+    Column("shadow_text", Text),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("version", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("metadata_json", Text, nullable=False),
+    Column("payload", LargeBinary),
+    Column("value", Float),
+)
+
+active = Table(
+    "active",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("version", ID, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("version", ID, nullable=False),
+    Column("previous", ID),
+    Column("forced", Boolean, nullable=False),
+    Column("detail_json", Text, nullable=False),
+)
+
+TEXT_COLUMNS = {
+    "decisions": ("prompt_text", "answer_text"),
+    "labels": ("reference_text", "comment_text", "shadow_text"),
+}
+"""Columns that hold client text; NULL unless ``learning.store_text``."""

@@ -24,7 +24,7 @@ import torch
 from router.config import ThinkingMarkers
 from router.engines.base import Completion, FinishReason, TokenLogprob, TopLogprob
 from router.engines.thinking import ThinkingBudgetProcessor
-from router.engines.thinking_text import ThinkingSplitter, count_reasoning_tokens, find_first
+from router.engines.thinking_text import ThinkingSplitter, count_reasoning_tokens
 from router.sampling import SamplingParams
 
 
@@ -287,12 +287,12 @@ def decode_rows(
                     row.forced_close = True
                     scores.fill_(float("-inf"))
                     scores[forced] = 0.0
-                elif banned_when_not_thinking and (
-                    not row.spec.in_thinking or find_first(row.generated, processor.close_ids) >= 0
-                ):
-                    # no (new) thinking section: thinking off, or the one section closed —
-                    # a reopened section would escape the budget
-                    scores[list(banned_when_not_thinking)] = float("-inf")
+                elif banned_when_not_thinking and not row.spec.in_thinking:
+                    scores[list(banned_when_not_thinking)] = float("-inf")  # thinking off
+                else:  # a closed section cannot reopen (it would escape the budget)
+                    banned = processor.banned_token(sequences[i])
+                    if banned is not None:
+                        scores[banned] = float("-inf")
                 token = _sample(scores, row.spec.params, generators[i])
                 chosen.append(token)
                 row.generated.append(token)

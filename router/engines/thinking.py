@@ -1,9 +1,10 @@
 """Budget forcing: a transformers ``LogitsProcessor`` that closes thinking at the budget.
 
-`ThinkingBudgetProcessor`: once a row has spent its budget of tokens since the last
+`ThinkingBudgetProcessor`: once a row has spent its budget of tokens since its (first)
 ``<think>`` it forces the closing sequence (``</think>\n\n`` by default) token by token,
-after which the model answers freely. Its state comes from the tokens so far, never from a
-call counter, so it is correct for every row of a batch, in streaming, and when reused.
+after which the model answers freely; a closed section is never reopened or forced again.
+Its state comes from the tokens so far, never from a call counter, so it is correct for
+every row of a batch, in streaming, and when reused.
 
 Markers may be single special tokens (``<think>`` in Qwen3's vocabulary) or plain text
 that tokenises into several tokens (Gemma 3 270M has no ``<think>`` token): the processor
@@ -42,11 +43,13 @@ __all__ = [
 ]
 
 
-class _Encoder(Protocol):
+class _Tokenizer(Protocol):
     def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
 
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = ...) -> str: ...
 
-def _encode(tokenizer: _Encoder, text: str, what: str) -> list[int]:
+
+def _encode(tokenizer: _Tokenizer, text: str, what: str) -> list[int]:
     ids = list(tokenizer.encode(text, add_special_tokens=False))
     if not ids:
         raise ValueError(f"the thinking {what} {text!r} encodes to no tokens")
@@ -54,27 +57,32 @@ def _encode(tokenizer: _Encoder, text: str, what: str) -> list[int]:
 
 
 class ThinkingBudgetProcessor(LogitsProcessor):
-    """Force the closing sequence once a row has spent its thinking budget.
+    """Force the closing sequence once a row has spent its thinking budget; never reopen.
 
-    For each row: find the last open-marker token sequence (prompt or generated); the
-    tokens after it (and after ``prompt_length``, so template text such as the newline
-    after ``<think>`` in the prompt is not counted) are thinking tokens. If the close
-    marker appears before the budget is reached, the row is left alone. Otherwise, from
-    position ``open + budget`` on, the tokens of ``close_sequence`` are forced one per step;
-    once it is complete, generation continues unconstrained. A budget of 0 closes at once;
-    ``None`` leaves the row unconstrained.
+    For each row, the thinking section is anchored once: on the last open marker inside
+    the prompt when the prompt leaves it open (a thinking-mode prompt ends with
+    ``<think>``), else on the *first* open marker after the prompt. The tokens after it
+    (and after ``prompt_length``, so template text such as the newline after ``<think>`` in
+    the prompt is not counted) are thinking tokens. Once the section is closed - the close
+    marker seen as its token sequence, or as text spelled with other tokens - nothing is
+    ever forced again, and the open marker cannot be completed again (its last token is
+    banned after its other tokens), so a section cannot reopen with a fresh budget. While
+    it is open, from position ``anchor + budget`` on, the tokens of ``close_sequence`` are
+    forced one per step; then generation continues unconstrained. A budget of 0 closes at
+    once; ``None`` sets no cap (a closed section still cannot reopen).
 
     Args:
-        tokenizer: anything with ``encode(text, add_special_tokens=False)``.
+        tokenizer: anything with ``encode(text, add_special_tokens=False)`` and
+            ``decode(ids, skip_special_tokens=False)``.
         markers: the model's thinking markers (``open``, ``close``, ``close_sequence``).
         budgets: one budget per batch row (``None`` = no cap).
         prompt_length: length of the (padded) prompt in ``input_ids``; tokens before it
-            are never counted as spent.
+            are never counted as spent. Pass it with chat prompts that hold earlier turns.
     """
 
     def __init__(
         self,
-        tokenizer: _Encoder,
+        tokenizer: _Tokenizer,
         markers: ThinkingMarkers,
         budgets: Sequence[int | None],
         prompt_length: int = 0,
@@ -91,6 +99,8 @@ class ThinkingBudgetProcessor(LogitsProcessor):
                 f"close_sequence {markers.close_sequence!r} must start with the close "
                 f"marker {markers.close!r}"
             )
+        self._tokenizer = tokenizer
+        self.close_text = markers.close
         self.open_ids = _encode(tokenizer, markers.open, "open marker")
         self.close_ids = _encode(tokenizer, markers.close, "close marker")
         self.close_sequence_ids = _encode(tokenizer, markers.close_sequence, "close sequence")
@@ -101,18 +111,36 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         # rather than restarted; that needs the forced sequence to begin with it.
         self._can_resume = self.close_sequence_ids[:n] == self.close_ids
 
-    def forced_token(self, row: Sequence[int], budget: int | None) -> int | None:
+    def section_start(self, row: Sequence[int], prompt_length: int | None = None) -> int:
+        """Where the row's thinking tokens start (just after its anchored open marker), or
+        -1 when no section was opened."""
+        prompt = self.prompt_length if prompt_length is None else prompt_length
+        m = len(self.open_ids)
+        in_prompt = find_last(row, self.open_ids, 0, prompt)
+        if in_prompt >= 0 and find_first(row, self.close_ids, in_prompt + m, prompt) < 0:
+            return max(in_prompt + m, prompt)
+        opened = find_first(row, self.open_ids, max(0, prompt - m + 1))
+        return -1 if opened < 0 else max(opened + m, prompt)
+
+    def _closed(self, row: Sequence[int], start: int, end: int | None = None) -> bool:
+        """The close marker appears in ``row[start:end]``, as tokens or as text."""
+        if find_first(row, self.close_ids, start, end) >= 0:
+            return True
+        span = list(row[start:end])
+        text = self._tokenizer.decode(span, skip_special_tokens=False) if span else ""
+        return self.close_text in text
+
+    def forced_token(
+        self, row: Sequence[int], budget: int | None, prompt_length: int | None = None
+    ) -> int | None:
         """The token this row must produce next, or None when it is free."""
         if budget is None:
             return None
-        opened = find_last(row, self.open_ids)
-        if opened < 0:
+        start = self.section_start(row, prompt_length)
+        if start < 0:
             return None
-        start = max(opened + len(self.open_ids), self.prompt_length)
         limit = start + budget
         if len(row) < limit:
-            return None
-        if find_first(row, self.close_ids, opened + len(self.open_ids), limit) >= 0:
             return None
         begun = 0
         if self._can_resume:
@@ -121,9 +149,22 @@ class ThinkingBudgetProcessor(LogitsProcessor):
                     begun = j
                     break
         k = len(row) - limit + begun
-        if k < len(self.close_sequence_ids):
-            return self.close_sequence_ids[k]
-        return None
+        if k >= len(self.close_sequence_ids):
+            return None
+        if self._closed(row, start, limit):  # the model closed the section itself
+            return None
+        return self.close_sequence_ids[k]
+
+    def banned_token(self, row: Sequence[int], prompt_length: int | None = None) -> int | None:
+        """The token that would reopen this row's closed section (the open marker's last
+        token, right after its other tokens), or None."""
+        head = self.open_ids[:-1]
+        if head and list(row[len(row) - len(head) :]) != head:
+            return None
+        start = self.section_start(row, prompt_length)
+        if start < 0 or not self._closed(row, start):
+            return None
+        return self.open_ids[-1]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.shape[0] != len(self.budgets):
@@ -137,4 +178,8 @@ class ThinkingBudgetProcessor(LogitsProcessor):
             if token is not None:
                 scores[i, :] = float("-inf")
                 scores[i, token] = 0.0
+                continue
+            banned = self.banned_token(row)
+            if banned is not None:
+                scores[i, banned] = float("-inf")
         return scores

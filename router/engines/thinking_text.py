@@ -37,10 +37,16 @@ def find_first(
     m = len(sub)
     if m == 0:
         return -1
-    first = sub[0]
-    for i in range(start, stop - m + 1):
-        if seq[i] == first and list(seq[i : i + m]) == list(sub):
+    first, rest, last = sub[0], list(sub[1:]), stop - m
+    i = max(start, 0)
+    while i <= last:
+        try:
+            i = seq.index(first, i, last + 1)
+        except ValueError:
+            return -1
+        if list(seq[i + 1 : i + m]) == rest:
             return i
+        i += 1
     return -1
 
 

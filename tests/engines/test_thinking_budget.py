@@ -214,9 +214,11 @@ def test_processor_leaves_a_naturally_closed_section_alone(hf: tuple[object, obj
     processor = ThinkingBudgetProcessor(tokenizer, ThinkingMarkers(), budgets=[2])  # type: ignore[arg-type]
     assert processor.forced_token(_ids(tokenizer, "<think> ok</think> ok ok ok"), 2) is None
     assert processor.forced_token(_ids(tokenizer, "no thinking here ok ok ok"), 2) is None
-    # a new section opened after a closed one counts from its own start
+    # a section opened after a closed one is never forced (and cannot be opened: banned)
     row = _ids(tokenizer, "<think> ok</think> ok <think> ok ok")
-    assert processor.forced_token(row, 2) == _ids(tokenizer, "</think>")[0]
+    assert processor.forced_token(row, 2) is None
+    assert processor.banned_token(row) == _ids(tokenizer, "<think>")[0]
+    assert processor.banned_token(_ids(tokenizer, "<think> ok ok")) is None
 
 
 def test_processor_does_not_count_prompt_tokens_after_the_marker(
@@ -287,3 +289,77 @@ def test_a_closed_thinking_section_cannot_be_reopened(tiny_gemma3_dir: Path) -> 
     [result] = engine.generate([GenerationRequest([ChatMessage("user", "hi")], params)])
     assert all(c.reasoning_tokens <= 4 for c in result.choices)
     assert all("<think>" not in c.text for c in result.choices)
+
+
+# -- multi-token text markers, one token per character (issue 14 item 6) -------------------
+
+
+class CharTokenizer:
+    """One token per character (its code point), plus token 1 spelling ``"</"``: the close
+    marker can come out as other tokens than its encoding."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = False) -> str:
+        return "".join("</" if t == 1 else chr(t) for t in token_ids)
+
+
+CHARS = CharTokenizer()
+PROMPT = CHARS.encode("<turn>user\nhi<turn>model\n<think>\n")
+
+
+def _forced_run(processor: ThinkingBudgetProcessor, model_text: str, steps: int) -> str:
+    """Generate ``steps`` tokens: the model says ``model_text`` (cycled), the processor
+    forces or bans; returns the generated text."""
+    row = list(PROMPT)
+    for step in range(steps):
+        scores = torch.zeros(1, 256)
+        scores[0, ord(model_text[step % len(model_text)])] = 10.0
+        scores = processor(torch.tensor([row]), scores)
+        row.append(int(scores.argmax()))
+    return CHARS.decode(row[len(PROMPT) :])
+
+
+def test_a_reopened_text_marker_gets_no_fresh_budget_and_no_forced_close() -> None:
+    """Budget 5 with a character-level ``<think>``: the section is cut after 5 characters;
+    an answer that then writes ``<think>`` is not forced again (the old rule anchored on
+    the last open marker and injected ``</think>`` into the answer)."""
+    processor = ThinkingBudgetProcessor(
+        CHARS, ThinkingMarkers(), budgets=[5], prompt_length=len(PROMPT)
+    )
+    answer_text = "abcde" + "</think>\n\nsee <think> later, more text here"
+    forced = len("abcde</think>\n\n")
+    row = list(PROMPT) + CHARS.encode(answer_text)
+    for end in range(len(PROMPT) + forced, len(row) + 1):
+        assert processor.forced_token(row[:end], 5) is None, CHARS.decode(row[:end])
+    text = _forced_run(processor, "xy<think>zzzzzzzzzzzzzzzzzz", 40)
+    assert text.startswith("xy<th" + "</think>\n\n")
+    assert text.count("</think>") == 1, text
+    # the answer may not open a section again: the open marker's last character is banned
+    assert "<think>" not in text[len("xy<th</think>\n\n") :], text
+
+
+def test_a_close_marker_spelled_with_other_tokens_is_seen_as_text() -> None:
+    processor = ThinkingBudgetProcessor(
+        CHARS, ThinkingMarkers(), budgets=[10], prompt_length=len(PROMPT)
+    )
+    # "ab" then "</think>" spelled [1, t, h, i, n, k, >]: closed before the budget
+    row = list(PROMPT) + CHARS.encode("ab") + [1] + CHARS.encode("think>\n\nanswer text")
+    for end in range(len(PROMPT), len(row) + 1):
+        assert processor.forced_token(row[:end], 10) is None, CHARS.decode(row[:end])
+    assert processor.banned_token(row + CHARS.encode("<think")) == ord(">")
+
+
+def test_an_open_marker_in_an_earlier_turn_is_not_the_anchor() -> None:
+    history = CHARS.encode("<think>old</think>answer<turn>user\nagain<turn>model\n<think>\n")
+    processor = ThinkingBudgetProcessor(
+        CHARS, ThinkingMarkers(), budgets=[3], prompt_length=len(history)
+    )
+    assert processor.forced_token(history + CHARS.encode("ab"), 3) is None
+    assert processor.forced_token(history + CHARS.encode("abc"), 3) == ord("<")
+    # thinking off in this turn: an open marker generated first is the anchor
+    plain = CHARS.encode("<think>old</think>answer<turn>model\n")
+    off = ThinkingBudgetProcessor(CHARS, ThinkingMarkers(), budgets=[2], prompt_length=len(plain))
+    assert off.forced_token(plain + CHARS.encode("<think>ab"), 2) == ord("<")
+    assert off.forced_token(plain + CHARS.encode("hello"), 2) is None

@@ -76,13 +76,20 @@ class TierServer:
         log.info("tier %s ready: %s", tier, self.local.model_name)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        result: GenerationResult = await self._batched(request)
-        return result
+        # A request that cannot fit is refused here, alone, before it joins a batch.
+        self.local.check_fits(request)
+        outcome: GenerationResult | ThinkgateError = await self._batched(request)
+        if isinstance(outcome, ThinkgateError):
+            raise outcome
+        return outcome
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def _batched(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    async def _batched(
+        self, requests: list[GenerationRequest]
+    ) -> list[GenerationResult | ThinkgateError]:
         # One engine call for the whole batch: rows are left-padded and decoded together,
-        # each with its own sampling settings (router.engines.hf_decoding).
+        # each with its own sampling settings (router.engines.hf_decoding); each request
+        # gets its own result or error.
         self._batch_sizes.append(len(requests))
         return await self.local.generate_batch(requests)
 

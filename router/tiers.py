@@ -24,6 +24,7 @@ from router.engines.base import (
     Engine,
     GenerationRequest,
     GenerationResult,
+    Outcome,
     StreamEvent,
 )
 
@@ -116,12 +117,15 @@ class LocalTier:
             )
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        [result] = await self.generate_batch([request])
-        return result
+        [outcome] = await self.generate_batch([request])
+        if isinstance(outcome, ThinkgateError):
+            raise outcome
+        return outcome
 
-    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Several requests in one engine call (dynamic batching feeds this)."""
-        return await self._call(self.engine.generate, list(requests))
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+        """Several requests in one engine call (dynamic batching feeds this); one outcome
+        per request, so a request the engine refuses fails alone."""
+        return await self._call(self.engine.generate_each, list(requests))
 
     async def next_token_logprobs(
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]

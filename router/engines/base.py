@@ -1,8 +1,9 @@
 """The engine protocol: what every model backend (transformers, openai, ...) provides.
 
 An engine turns chat messages plus validated `SamplingParams` into completions. It is
-synchronous and batch-first: ``generate`` takes several requests at once so that dynamic
-batching (in-process or Ray Serve's ``@serve.batch``) can hand it a batch. ``stream``
+synchronous and batch-first: ``generate_each`` takes several requests at once and returns one
+outcome per request - its result, or its own error (a prompt too long for the context fails
+alone, never its batch-mates); ``generate`` is the same but raises the first error. ``stream``
 yields `StreamEvent`s for one request. Thinking text (``<think>…</think>``) is separated
 from the answer by the engine, and a thinking budget, when set, is enforced by it.
 
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from router._exceptions import ThinkgateError
 from router.sampling import SamplingParams
 
 FinishReason = Literal["stop", "length"]
@@ -112,6 +114,18 @@ class StreamEvent:
     """Set on the first event."""
 
 
+Outcome = GenerationResult | ThinkgateError
+"""What one request of a batch came to: its result, or the error that was its own."""
+
+
+def results_or_raise(outcomes: Sequence[Outcome]) -> list[GenerationResult]:
+    """The results, in order; raises the first request's error when one failed."""
+    for outcome in outcomes:
+        if isinstance(outcome, ThinkgateError):
+            raise outcome
+    return [o for o in outcomes if isinstance(o, GenerationResult)]
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A model backend. Implementations: `TransformersEngine`, `OpenAIEngine`."""
@@ -138,8 +152,14 @@ class Engine(Protocol):
         """Tokens of the rendered prompt, as the engine would feed it."""
         ...
 
+    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+        """Generate for a batch of requests (blocking); one outcome per request, in order: a
+        request the engine refuses (`ThinkgateError`, e.g. `ContextLengthError`) gets its
+        error and the others their results."""
+        ...
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Generate for a batch of requests (blocking); one result per request, in order."""
+        """`generate_each`, raising the first request's error (``results_or_raise``)."""
         ...
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:

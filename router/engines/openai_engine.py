@@ -46,14 +46,16 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from router._exceptions import ConfigError, UpstreamError
+from router._exceptions import ConfigError, ThinkgateError, UpstreamError
 from router.config import EngineConfig
 from router.engines.base import (
     ChatMessage,
     Completion,
     GenerationRequest,
     GenerationResult,
+    Outcome,
     StreamEvent,
+    results_or_raise,
 )
 from router.engines.openai_choices import (
     ChoiceMode,
@@ -310,8 +312,17 @@ class OpenAIEngine:
 
     # -- generation ----------------------------------------------------------------------
 
+    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+        return run_parallel(self._outcome_of, list(requests))
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        return run_parallel(self._generate_one, list(requests))
+        return results_or_raise(self.generate_each(requests))
+
+    def _outcome_of(self, request: GenerationRequest) -> Outcome:
+        try:
+            return self._generate_one(request)
+        except ThinkgateError as exc:  # this request's own failure (4xx, upstream error)
+            return exc
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         if self.uses_two_phase(request):

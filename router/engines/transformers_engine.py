@@ -16,8 +16,9 @@ Semantics worth knowing:
 - ``seed`` seeds choice ``i`` with ``seed + i``; the same seeded request gives the same
   output whatever else is batched with it (on the same device).
 - With thinking off, a single-token open marker is banned, so no section opens.
-- A request whose prompt plus ``max_tokens`` exceeds the context raises
-  `ContextLengthError` before anything is generated (for the whole batch).
+- A request whose prompt plus ``max_tokens`` exceeds the context gets `ContextLengthError`
+  before anything is generated; in ``generate_each`` that error is its outcome alone and
+  its batch-mates are generated as usual.
 
 Example::
 
@@ -39,15 +40,22 @@ from typing import Any
 
 import torch
 
-from router._exceptions import ConfigError, ContextLengthError, InvalidRequestError
+from router._exceptions import (
+    ConfigError,
+    ContextLengthError,
+    InvalidRequestError,
+    ThinkgateError,
+)
 from router.config import EngineConfig
 from router.engines.base import (
     ChatMessage,
     Completion,
     GenerationRequest,
     GenerationResult,
+    Outcome,
     StreamEvent,
     TokenLogprob,
+    results_or_raise,
 )
 from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
 from router.engines.embedded import is_embedded, resolve_embedded
@@ -263,26 +271,37 @@ class TransformersEngine:
         )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return results_or_raise(self.generate_each(requests))
+
+    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
         self._require_loaded()
-        if not requests:
-            return []
-        prompts, specs, owners = [], [], []
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        prompts: dict[int, RenderedPrompt] = {}
+        specs: list[RowSpec] = []
+        owners: list[int] = []
         for index, request in enumerate(requests):
-            prompt, rows = self._specs(request)
-            prompts.append(prompt)
+            try:
+                prompt, rows = self._specs(request)
+            except ThinkgateError as exc:  # refused alone, before batching
+                outcomes[index] = exc
+                continue
+            prompts[index] = prompt
             specs.extend(rows)
             owners.extend([index] * len(rows))
         completions: list[Completion | None] = [None] * len(specs)
-        for deltas in self._decode(specs):
-            for delta in deltas:
-                if delta.completion is not None:
-                    completions[delta.row] = delta.completion
-        results = [GenerationResult(self._name, len(p.ids)) for p in prompts]
+        if specs:
+            for deltas in self._decode(specs):
+                for delta in deltas:
+                    if delta.completion is not None:
+                        completions[delta.row] = delta.completion
+        for index, prompt in prompts.items():
+            outcomes[index] = GenerationResult(self._name, len(prompt.ids))
         for owner, completion in zip(owners, completions, strict=True):
-            if completion is None:  # the loop always finishes every row
+            result = outcomes[owner]
+            if completion is None or not isinstance(result, GenerationResult):
                 raise RuntimeError("decoding ended without finishing a row")
-            results[owner].choices.append(completion)
-        return results
+            result.choices.append(completion)
+        return [o for o in outcomes if o is not None]
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         self._require_loaded()

@@ -208,6 +208,17 @@ def test_upstream_rejection_keeps_its_parameter(upstream: str) -> None:
         list(engine.stream(GenerationRequest(QUESTION, SamplingParams(max_tokens=100_000))))
 
 
+def test_a_rejected_request_fails_alone_in_its_batch(upstream: str) -> None:
+    engine = make_engine(upstream)
+    ok = GenerationRequest(QUESTION, SamplingParams(max_tokens=3, temperature=0.0))
+    bad = GenerationRequest(QUESTION, SamplingParams(max_tokens=100_000))
+    outcomes = engine.generate_each([ok, bad, ok])
+    assert isinstance(outcomes[1], InvalidRequestError)
+    assert [isinstance(o, GenerationResult) for o in outcomes] == [True, False, True]
+    with pytest.raises(InvalidRequestError):
+        engine.generate([ok, bad])
+
+
 def test_upstream_down_is_unavailable() -> None:
     engine = make_engine(f"http://127.0.0.1:{free_port()}/v1", timeout_s=5)
     with pytest.raises(TierUnavailableError, match="unreachable"):

@@ -219,6 +219,22 @@ def test_context_length_is_enforced(tiny_qwen3_dir: Path) -> None:
         list(engine.stream(GenerationRequest([ChatMessage("user", "ok " * 60)], fits)))
 
 
+def test_a_request_that_does_not_fit_fails_alone_in_its_batch(tiny_qwen3_dir: Path) -> None:
+    engine = TransformersEngine(tiny_engine_config(tiny_qwen3_dir, context_length=40))
+    engine.load()
+    fits = SamplingParams(max_tokens=4, temperature=0.0)
+    long = GenerationRequest([ChatMessage("user", "ok " * 60)], fits)
+    short = GenerationRequest(QUESTION, fits)
+    outcomes = engine.generate_each([short, long, short])
+    assert isinstance(outcomes[1], ContextLengthError)
+    [alone] = engine.generate([short])
+    for outcome in (outcomes[0], outcomes[2]):
+        assert not isinstance(outcome, ContextLengthError)
+        assert outcome.choices[0].text == alone.choices[0].text
+    with pytest.raises(ContextLengthError):  # generate raises the first error
+        engine.generate([short, long])
+
+
 def test_empty_messages_are_rejected(qwen3: TransformersEngine) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         qwen3.count_prompt_tokens([], thinking=False)

@@ -95,6 +95,30 @@ def test_concurrent_requests_are_one_batch_each_with_its_settings(base_url: str)
     assert "a" not in together[-1]["choices"][0]["message"]["content"]
 
 
+def test_an_over_long_request_fails_alone_among_concurrent_ones(base_url: str) -> None:
+    """16 concurrent requests, one with a prompt beyond the context (512 tokens): exactly
+    one 4xx, naming the problem, and 15 answers (issue 14 item 1: one over-long prompt used
+    to fail its whole batch)."""
+
+    def post(i: int) -> httpx.Response:
+        text = "word " * 800 if i == 5 else f"number {i}"
+        body = {
+            "model": "small",
+            "messages": [{"role": "user", "content": text}],
+            "max_tokens": 4,
+            "temperature": 0,
+        }
+        return httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(post, range(16)))
+    codes = [r.status_code for r in responses]
+    assert codes == [200] * 5 + [400] + [200] * 10, codes
+    error = responses[5].json()["error"]
+    assert error["code"] == "context_length_exceeded", error
+    assert all(r.json()["choices"][0]["message"]["content"] is not None for r in responses[6:])
+
+
 def stream_text(base_url: str, i: int) -> str:
     import json
 

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from classifiers.records import read_records, record_field
 
 __all__ = [
     "BudgetRow",
@@ -35,8 +36,6 @@ __all__ = [
     "write_budget_rows",
 ]
 
-_CSV_SUFFIXES = {".csv", ".tsv"}
-
 
 class BudgetRow(NamedTuple):
     """One prompt and the reasoning text it needed."""
@@ -45,67 +44,24 @@ class BudgetRow(NamedTuple):
     target: str
 
 
-def _field(record: dict[str, object], field: str, where: str) -> str:
-    if field not in record:
-        names = ", ".join(sorted(record)) or "none"
-        raise ValueError(f"{where}: no field {field!r} (fields: {names})")
-    value = record[field]
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _read_jsonl(path: Path, prompt_field: str, target_field: str) -> list[BudgetRow]:
-    rows: list[BudgetRow] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not a JSON object ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            rows.append(
-                BudgetRow(_field(record, prompt_field, where), _field(record, target_field, where))
-            )
-    return rows
-
-
-def _read_csv(path: Path, prompt_field: str, target_field: str) -> list[BudgetRow]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows: list[BudgetRow] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        for number, record in enumerate(reader, start=2):
-            where = f"{path}:{number}"
-            rows.append(
-                BudgetRow(
-                    _field(dict(record), prompt_field, where),
-                    _field(dict(record), target_field, where),
-                )
-            )
-    return rows
-
-
 def read_budget_rows(
     path: str | Path, prompt_field: str = "question", target_field: str = "answer"
 ) -> list[BudgetRow]:
     """Read ``(prompt, target)`` rows from a JSONL file, or a CSV/TSV file by its suffix.
 
     Raises:
-        FileNotFoundError: when ``path`` does not exist.
-        ValueError: when a line is not a JSON object or lacks a field; the message names
-            the file, the line and the fields that are there.
+        RecordsError: when ``path`` does not exist, a line is not a JSON object or a record
+            lacks a field; the message names the file, the record and the fields there.
     """
-    source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"no such data file: {source}")
-    if source.suffix.lower() in _CSV_SUFFIXES:
-        return _read_csv(source, prompt_field, target_field)
-    return _read_jsonl(source, prompt_field, target_field)
+    rows: list[BudgetRow] = []
+    for number, record in enumerate(read_records(path), start=1):
+        where = f"{path}: record {number}"
+        rows.append(
+            BudgetRow(
+                record_field(record, prompt_field, where), record_field(record, target_field, where)
+            )
+        )
+    return rows
 
 
 def write_budget_rows(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
-from classifiers.scorers import GainHead, PlattCalibration
+from classifiers.router_heads import GainHead, PlattCalibration
 
 __all__ = ["ARTIFACT_FORMAT", "DEFAULT_ROUTER_PATH", "DifficultyRouter", "RouterArtifactError"]
 

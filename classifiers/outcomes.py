@@ -23,17 +23,16 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from classifiers.records import RecordsError, read_records, record_columns
 
 __all__ = [
     "Outcomes",
@@ -42,7 +41,6 @@ __all__ = [
     "files_digest",
     "load_excluded_prompts",
     "load_outcomes",
-    "read_table",
 ]
 
 ScoreKind = Literal["boolean", "numeric"]
@@ -51,11 +49,10 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0", "correct"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0", "incorrect"})
 
 
-class OutcomesError(ValueError):
-    """An outcomes or exclude file is missing, unreadable or malformed.
-
-    The message names the file, and the column and row where one is to blame.
-    """
+OutcomesError = RecordsError
+"""An outcomes or exclude file is missing, unreadable or malformed (the one error of every
+record file, `classifiers.records.RecordsError`). The message names the file, and the column
+and row where one is to blame."""
 
 
 @dataclass(frozen=True)
@@ -122,38 +119,6 @@ class Outcomes:
         )
 
 
-def read_table(path: Path, *, jsonl: bool = False) -> tuple[list[str], list[dict[str, object]]]:
-    """Columns (as far as known) and rows of a CSV or (by suffix or ``jsonl``) JSONL file."""
-    if not path.is_file():
-        raise OutcomesError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutcomesError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
-    if jsonl or path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows: list[dict[str, object]] = []
-        columns: dict[str, None] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise OutcomesError(f"{path}: line {number} is not valid JSON ({exc})") from exc
-            if not isinstance(record, dict):
-                raise OutcomesError(f"{path}: line {number} is not a JSON object")
-            columns.update(dict.fromkeys(record))
-            rows.append(record)
-        return list(columns), rows
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    try:
-        reader = csv.DictReader(text.splitlines(keepends=True))
-        rows = [dict(row) for row in reader]
-    except csv.Error as exc:
-        raise OutcomesError(f"{path}: not a valid CSV file ({exc})") from exc
-    return list(reader.fieldnames or []), rows
-
-
 def _parse_score(value: object, path: Path, column: str, row: int) -> tuple[float, bool]:
     """(score, is_boolean) of one cell; raises naming file, column and row."""
     where = f"{path}: column {column!r}, row {row}"
@@ -187,7 +152,7 @@ def _parse_score(value: object, path: Path, column: str, row: int) -> tuple[floa
 def load_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
     """Prompts listed under ``key`` in a JSONL file (one object per line)."""
     file = Path(path)
-    _, rows = read_table(file, jsonl=True)
+    rows = read_records(file, jsonl=True)
     excluded: set[str] = set()
     for number, row in enumerate(rows, start=1):
         value = row.get(key)
@@ -223,7 +188,8 @@ def load_outcomes(
     sources = [str(f) for f in files]
     for group, name in enumerate(files):
         path = Path(name)
-        columns, rows = read_table(path)
+        rows = read_records(path)
+        columns = record_columns(rows)
         if not rows:
             raise OutcomesError(f"{path}: contains no rows")
         for column in (prompt_column, weak_column, strong_column):

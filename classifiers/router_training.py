@@ -33,7 +33,7 @@ from classifiers.difficulty import DifficultyRouter
 from classifiers.evaluation import RouterReport, evaluate_scores
 from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
 from classifiers.outcomes import Outcomes
-from classifiers.scorers import GainHead, LinearHead, PlattCalibration
+from classifiers.router_heads import GainHead, LinearHead, PlattCalibration
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -54,7 +54,7 @@ Progress = Callable[[str], None]
 class Candidate:
     """One head configuration: L2-regularised logistic regression with inverse strength ``C``.
 
-    Both quality models (strong and weak) of a :class:`~classifiers.scorers.GainHead`
+    Both quality models (strong and weak) of a :class:`~classifiers.router_heads.GainHead`
     use it.
     """
 

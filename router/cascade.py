@@ -31,6 +31,12 @@ from typing import Any, Literal
 from router._exceptions import ConfigError, TierUnavailableError
 from router.budget import ThinkingBudget
 from router.config import ThinkgateConfig
+from router.difficulty_scoring import (
+    DifficultyScorer,
+    RoutingPolicy,
+    ScoreBatcher,
+    create_difficulty_scorer,
+)
 from router.engines.base import (
     ChatMessage,
     GenerationRequest,
@@ -40,7 +46,6 @@ from router.engines.base import (
 )
 from router.metrics import GatewayMetrics
 from router.sampling import SamplingParams
-from router.scoring import DifficultyScorer, RoutingPolicy, ScoreBatcher, create_scorer
 from router.tiers import TierBackend
 
 log = logging.getLogger("thinkgate.cascade")
@@ -109,7 +114,7 @@ class Cascade:
         self.config = config
         self.tiers: dict[str, TierBackend] = {"small": small, "strong": strong}
         self.metrics = metrics
-        self.scorer = scorer if scorer is not None else create_scorer(config.routing)
+        self.scorer = scorer if scorer is not None else create_difficulty_scorer(config.routing)
         self.policy = RoutingPolicy.from_config(config.routing, self.scorer)
         self.batcher = ScoreBatcher(self.scorer)
         metrics.threshold.set(self.policy.threshold)
@@ -136,7 +141,7 @@ class Cascade:
                 "train confidence tokens with `thinkgate train-selfref` and point it there"
             )
         from router.escalation.policy import EscalationPolicy
-        from router.escalation.scorers import create_scorer as create_uncertainty_scorer
+        from router.escalation.uncertainty import create_uncertainty_scorer
 
         return create_uncertainty_scorer(cfg.scorer), EscalationPolicy(cfg)
 

@@ -20,19 +20,19 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help). Each module provides configure(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("router.commands.serve", "run the Ray Serve application (gateway + both tiers)"),
+    "serve": ("deployments.commands.serve", "run the Ray Serve application (gateway + both tiers)"),
     "train-router": ("classifiers.commands.train_router", "train the difficulty router"),
     "eval-router": ("classifiers.commands.eval_router", "APGR / CPT of a router on outcomes"),
     "calibrate": ("classifiers.commands.calibrate", "threshold for a target strong-call share"),
     "bench-router": ("classifiers.commands.bench_router", "router latency and throughput"),
     "train-budget": ("classifiers.commands.train_budget", "train the complexity predictor"),
     "eval-budget": ("classifiers.commands.eval_budget", "evaluate thinking budgets"),
-    "train-selfref": ("classifiers.commands.train_selfref", "train Self-REF confidence tokens"),
+    "train-selfref": ("router.commands.train_selfref", "train Self-REF confidence tokens"),
     "calibrate-escalation": (
-        "classifiers.commands.calibrate_escalation",
+        "router.commands.calibrate_escalation",
         "escalation threshold for a target escalation rate",
     ),
-    "eval-escalation": ("classifiers.commands.eval_escalation", "AUROC of escalation scorers"),
+    "eval-escalation": ("router.commands.eval_escalation", "AUROC of escalation scorers"),
 }
 
 

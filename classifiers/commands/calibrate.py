@@ -38,11 +38,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def read_prompts(path: str | Path, column: str = "prompt") -> list[str]:
     """Prompts from a ``.jsonl``/``.csv`` file (``column``) or a text file (lines)."""
-    from classifiers.outcomes import OutcomesError, read_table
+    from classifiers.outcomes import OutcomesError
+    from classifiers.records import JSONL_SUFFIXES, TABLE_SUFFIXES, read_records, record_columns
 
     file = Path(path)
-    if file.suffix.lower() in (".jsonl", ".ndjson", ".json", ".csv"):
-        columns, rows = read_table(file)
+    if file.suffix.lower() in JSONL_SUFFIXES | TABLE_SUFFIXES:
+        rows = read_records(file)
+        columns = record_columns(rows)
         if column not in columns:
             raise OutcomesError(f"{file}: column {column!r} not found (columns: {columns})")
         prompts = []

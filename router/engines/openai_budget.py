@@ -34,21 +34,56 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from router.config import EngineConfig
 from router.engines.base import (
+    ChatMessage,
     Completion,
     FinishReason,
     GenerationRequest,
     GenerationResult,
     StreamEvent,
 )
-from router.engines.openai_choices import ChoiceText, finish_choices
+from router.engines.openai_choices import ChoiceMode, ChoiceText, Streamed, finish_choices
+from router.engines.openai_http import run_parallel
+from router.sampling import SamplingParams
 
-if TYPE_CHECKING:
-    from router.engines.openai_engine import OpenAIEngine
+
+class ForcingUpstream(Protocol):
+    """What two-phase forcing needs of its engine (`OpenAIEngine` provides it); a protocol,
+    so this module does not import the engine that imports it."""
+
+    config: EngineConfig
+
+    @property
+    def model_name(self) -> str: ...
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int: ...
+
+    def chat_body(
+        self,
+        messages: Sequence[ChatMessage],
+        params: SamplingParams,
+        *,
+        max_tokens: int,
+        n: int = 1,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        thinking: bool | None = None,
+        prefill: str | None = None,
+        continue_final: bool = False,
+        logprobs: bool = False,
+        stream: bool = False,
+    ) -> dict[str, Any]: ...
+
+    def call(self, body: dict[str, Any], mode: ChoiceMode) -> tuple[list[ChoiceText], Any]: ...
+
+    def stream_call(
+        self, body: dict[str, Any], mode: ChoiceMode, *, index_base: int = 0
+    ) -> Streamed: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +105,7 @@ class Thought:
 class TwoPhaseForcing:
     """Budget forcing for one request over ``engine``'s upstream."""
 
-    def __init__(self, engine: OpenAIEngine, request: GenerationRequest) -> None:
+    def __init__(self, engine: ForcingUpstream, request: GenerationRequest) -> None:
         budget = request.params.thinking_budget
         if budget is None:
             raise ValueError("two-phase forcing needs a thinking budget")
@@ -168,8 +203,6 @@ class TwoPhaseForcing:
     # -- whole requests ------------------------------------------------------------------
 
     def generate(self) -> GenerationResult:
-        from router.engines.openai_engine import run_parallel
-
         engine = self.engine
         prompt: int | None = None
         if self.budget > 0:

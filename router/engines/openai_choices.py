@@ -24,11 +24,17 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
 from router.config import ThinkingMarkers
-from router.engines.base import Completion, FinishReason, TokenLogprob, TopLogprob
+from router.engines.base import (
+    Completion,
+    FinishReason,
+    StreamEvent,
+    TokenLogprob,
+    TopLogprob,
+)
 from router.engines.thinking_text import ThinkingSplitter
 
 ChoiceMode = Literal["auto", "thinking", "answer"]
@@ -224,6 +230,10 @@ class ChoiceText:
             reasoning_tokens=reasoning_tokens,
             logprobs=list(self.logprobs) if self.logprobs else None,
         )
+
+
+Streamed = Generator[StreamEvent, None, tuple[list[ChoiceText], Any]]
+"""Stream events of one upstream call; returns the choices and the usage object."""
 
 
 def share_tokens(choices: Sequence[ChoiceText], total: int, max_tokens: int | None) -> list[int]:

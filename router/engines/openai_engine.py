@@ -42,9 +42,8 @@ import dataclasses
 import math
 import os
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from router._exceptions import ConfigError, ThinkgateError, UpstreamError
 from router.config import EngineConfig
@@ -57,9 +56,11 @@ from router.engines.base import (
     StreamEvent,
     results_or_raise,
 )
+from router.engines.openai_budget import TwoPhaseForcing
 from router.engines.openai_choices import (
     ChoiceMode,
     ChoiceText,
+    Streamed,
     content_of,
     estimate_tokens,
     finish_choices,
@@ -67,7 +68,7 @@ from router.engines.openai_choices import (
     parse_logprobs,
     reasoning_of,
 )
-from router.engines.openai_http import UpstreamClient
+from router.engines.openai_http import UpstreamClient, run_parallel
 from router.sampling import MAX_TOP_LOGPROBS, SamplingParams
 
 DEFAULT_CONTEXT_LENGTH = 131_072
@@ -75,21 +76,6 @@ DEFAULT_CONTEXT_LENGTH = 131_072
 (and its error comes back as `ContextLengthError`)."""
 _MESSAGE_OVERHEAD_TOKENS = 4
 _PROMPT_OVERHEAD_TOKENS = 3
-_MAX_PARALLEL_CALLS = 8
-
-T = TypeVar("T")
-U = TypeVar("U")
-
-Streamed = Generator[StreamEvent, None, tuple[list[ChoiceText], Any]]
-"""Stream events of one upstream call; returns the choices and the usage object."""
-
-
-def run_parallel(fn: Callable[[T], U], items: Sequence[T]) -> list[U]:
-    """``[fn(x) for x in items]``, concurrently when there are several (blocking I/O)."""
-    if len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(len(items), _MAX_PARALLEL_CALLS)) as pool:
-        return list(pool.map(fn, items))
 
 
 class OpenAIEngine:
@@ -326,8 +312,6 @@ class OpenAIEngine:
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         if self.uses_two_phase(request):
-            from router.engines.openai_budget import TwoPhaseForcing
-
             return TwoPhaseForcing(self, request).generate()
         choices, usage = self.call(self._plain_body(request, stream=False), self._mode(request))
         prompt, done = finish_choices(choices, usage, max_tokens=request.params.max_tokens)
@@ -356,8 +340,6 @@ class OpenAIEngine:
 
     def _stream_events(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         if self.uses_two_phase(request):
-            from router.engines.openai_budget import TwoPhaseForcing
-
             yield from TwoPhaseForcing(self, request).stream()
             return
         body = self._plain_body(request, stream=True)

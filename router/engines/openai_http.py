@@ -29,8 +29,9 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,6 +48,20 @@ _CONNECT_TIMEOUT_S = 10.0
 _UNAVAILABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "context window")
 _UNAVAILABLE_TYPES = frozenset({"service_unavailable", "overloaded", "rate_limit_error"})
+
+
+_MAX_PARALLEL_CALLS = 8
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def run_parallel(fn: Callable[[T], U], items: Sequence[T]) -> list[U]:
+    """``[fn(x) for x in items]``, concurrently when there are several (blocking I/O)."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), _MAX_PARALLEL_CALLS)) as pool:
+        return list(pool.map(fn, items))
 
 
 def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:

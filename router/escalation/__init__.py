@@ -6,15 +6,15 @@ be calibrated to a target escalation rate.
 
 Example::
 
-    from router.escalation import EscalationPolicy, create_scorer, engine_probe
+    from router.escalation import EscalationPolicy, create_uncertainty_scorer, engine_probe
 
-    scorer = create_scorer(config.escalation.scorer)
+    scorer = create_uncertainty_scorer(config.escalation.scorer)
     u = await scorer.uncertainty(messages, completion, engine_probe(engine))
     escalate = EscalationPolicy(config.escalation).should_escalate(u)
 """
 
 from router.escalation.policy import EscalationPolicy, escalation_rate, tau_for_rate
-from router.escalation.scorers import (
+from router.escalation.uncertainty import (
     CONFIDENT_TOKEN,
     SCORER_NAMES,
     UNCERTAIN_TOKEN,
@@ -22,7 +22,7 @@ from router.escalation.scorers import (
     SelfRefScorer,
     SelfVerifyScorer,
     UncertaintyScorer,
-    create_scorer,
+    create_uncertainty_scorer,
     engine_probe,
 )
 
@@ -35,7 +35,7 @@ __all__ = [
     "SelfRefScorer",
     "SelfVerifyScorer",
     "UncertaintyScorer",
-    "create_scorer",
+    "create_uncertainty_scorer",
     "engine_probe",
     "escalation_rate",
     "tau_for_rate",

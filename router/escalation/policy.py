@@ -1,6 +1,6 @@
 """The escalation threshold policy: escalate when the small model's uncertainty exceeds τ.
 
-The scorer (`router.escalation.scorers`) says how unsure the small model is; this policy
+The scorer (`router.escalation.uncertainty`) says how unsure the small model is; this policy
 decides. As in RouteLLM, the threshold is best set by calibration: `tau_for_rate` picks τ
 so that a target share of answers on a calibration set is escalated
 (``thinkgate calibrate-escalation``).

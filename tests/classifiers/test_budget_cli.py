@@ -135,7 +135,7 @@ def test_errors_name_the_bad_input(
     assert "--quantile must be one of [0.5, 0.9]" in capsys.readouterr().err
     missing = ["train-budget", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]
     assert main(missing) == 2
-    assert "no such data file" in capsys.readouterr().err
+    assert "none.jsonl: no such file" in capsys.readouterr().err
     no_fraction = ["train-budget", "--data", str(holdout), "--holdout-out", "h.jsonl"]
     assert main([*no_fraction, "--out", str(tmp_path)]) == 2
     assert "--holdout-out needs --holdout-fraction" in capsys.readouterr().err

@@ -15,9 +15,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from classifiers.selfref_data import QAItem, answer_items, answer_words, first_line, is_correct
 from router.config import EngineConfig
 from router.engines.base import Completion
+from router.escalation.selfref_data import (
+    QAItem,
+    answer_items,
+    answer_words,
+    first_line,
+    is_correct,
+)
 from tests.tiny_models import tiny_engine_config
 
 PROMPTS = [

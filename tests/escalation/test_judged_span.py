@@ -1,6 +1,6 @@
 def test_judged_span_cuts_text_and_logprobs_to_the_first_line() -> None:
-    from classifiers.selfref_data import judged_span
     from router.engines.base import Completion, TokenLogprob
+    from router.escalation.selfref_data import judged_span
 
     tokens = [TokenLogprob(t, i, -0.1 * (i + 1)) for i, t in enumerate([" 8", "1", "\nUser", ":"])]
     cut = judged_span(Completion(text=" 81\nUser:", logprobs=tokens))

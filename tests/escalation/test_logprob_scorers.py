@@ -10,7 +10,7 @@ import pytest
 
 from router._exceptions import ConfigError
 from router.engines.base import ChatMessage, Completion, TokenLogprob, TopLogprob
-from router.escalation import SCORER_NAMES, create_scorer
+from router.escalation import SCORER_NAMES, create_uncertainty_scorer
 
 LN = math.log
 MESSAGES = [ChatMessage("user", "What is 2 + 2?")]
@@ -29,7 +29,7 @@ def _token(p: float, *alternatives: float) -> TokenLogprob:
 
 def _score(name: str, tokens: list[TokenLogprob]) -> float:
     completion = Completion(text="4", logprobs=tokens)
-    return asyncio.run(create_scorer(name).uncertainty(MESSAGES, completion, _no_probe))
+    return asyncio.run(create_uncertainty_scorer(name).uncertainty(MESSAGES, completion, _no_probe))
 
 
 # Two answer tokens: p = 0.8 (alternatives 0.8, 0.2) and p = 0.5 (alternatives 0.5, 0.25, 0.25)
@@ -85,17 +85,17 @@ def test_scores_are_monotone_in_confidence() -> None:
 
 
 def test_logprob_scorer_without_logprobs_names_the_fix() -> None:
-    scorer = create_scorer("mean_logprob")
+    scorer = create_uncertainty_scorer("mean_logprob")
     assert scorer.needs_logprobs
     with pytest.raises(ValueError, match="logprobs=True"):
         asyncio.run(scorer.uncertainty(MESSAGES, Completion(text="4"), _no_probe))
 
 
-def test_create_scorer_knows_every_name_and_rejects_others() -> None:
-    assert {create_scorer(name).name for name in SCORER_NAMES} == set(SCORER_NAMES)
+def test_create_uncertainty_scorer_knows_every_name_and_rejects_others() -> None:
+    assert {create_uncertainty_scorer(name).name for name in SCORER_NAMES} == set(SCORER_NAMES)
     with pytest.raises(ConfigError, match="unknown escalation scorer 'nope'"):
-        create_scorer("nope")
+        create_uncertainty_scorer("nope")
     with pytest.raises(ConfigError, match="no options"):
-        create_scorer("margin", question="?")
+        create_uncertainty_scorer("margin", question="?")
     with pytest.raises(ConfigError, match="unknown options"):
-        create_scorer("selfref", question="?")
+        create_uncertainty_scorer("selfref", question="?")

@@ -15,8 +15,8 @@ import pytest
 
 from router._exceptions import ConfigError
 from router.engines.base import ChatMessage, Completion
-from router.escalation import create_scorer, engine_probe
-from router.escalation.scorers import NO_VARIANTS, YES_VARIANTS
+from router.escalation import create_uncertainty_scorer, engine_probe
+from router.escalation.uncertainty import NO_VARIANTS, YES_VARIANTS
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -57,7 +57,7 @@ def _single_token_id(tokenizer, text: str) -> int | None:  # type: ignore[no-unt
 
 
 def _uncertainty(name: str, engine) -> float:  # type: ignore[no-untyped-def]
-    scorer = create_scorer(name)
+    scorer = create_uncertainty_scorer(name)
     completion = Completion(text=ANSWER)
     return asyncio.run(scorer.uncertainty(MESSAGES, completion, engine_probe(engine)))
 
@@ -75,7 +75,7 @@ def test_selfref_reads_confidence_tokens_right_after_the_answer(engine, hf) -> N
 
 def test_self_verify_sums_single_token_yes_no_variants_after_the_question(engine, hf) -> None:  # type: ignore[no-untyped-def]
     _, tokenizer = hf
-    verify = create_scorer("self_verify").question  # type: ignore[attr-defined]
+    verify = create_uncertainty_scorer("self_verify").question  # type: ignore[attr-defined]
     text = (
         f"<|im_start|>user\n{QUESTION}<|im_end|>\n"
         f"<|im_start|>assistant\n{ANSWER}<|im_end|>\n"
@@ -99,6 +99,6 @@ def test_selfref_without_confidence_tokens_is_a_config_error(tiny_gemma3_dir: Pa
 
     engine = create_engine(tiny_engine_config(tiny_gemma3_dir))
     engine.load()
-    scorer = create_scorer("selfref", confident_token="<NOPE>", uncertain_token="<UN>")
+    scorer = create_uncertainty_scorer("selfref", confident_token="<NOPE>", uncertain_token="<UN>")
     with pytest.raises(ConfigError, match="train-selfref"):
         asyncio.run(scorer.uncertainty(MESSAGES, Completion(text="4"), engine_probe(engine)))

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.selfref_data import (
+from classifiers.records import RecordsError
+from router.escalation.selfref_data import (
     first_line,
     is_correct,
     normalize_answer,
     read_qa_jsonl,
 )
-from router._exceptions import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_read_qa_jsonl(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "qa.jsonl:2: not valid JSON"),
+        ("{not json", "qa.jsonl: line 2 is not valid JSON"),
         ('{"prompt": "", "answer": "1"}', "'prompt' must be"),
         ('{"prompt": "q", "answer": true}', "'answer' must be"),
         ('{"prompt": "q", "answer": "..."}', "no words"),
@@ -80,10 +80,10 @@ def test_read_qa_jsonl(tmp_path: Path) -> None:
 def test_read_qa_jsonl_names_the_bad_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "qa.jsonl"
     path.write_text('{"prompt": "q", "answer": "1"}\n' + line + "\n")
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(RecordsError, match=message):
         read_qa_jsonl(path)
 
 
 def test_read_qa_jsonl_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read dataset"):
+    with pytest.raises(RecordsError, match="no such file"):
         read_qa_jsonl(tmp_path / "nope.jsonl")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.selfref_eval import auroc, escalation_curve, escalation_report, plot_curves
+from router.escalation.selfref_eval import auroc, escalation_curve, escalation_report, plot_curves
 
 
 def test_auroc_perfect_inverse_and_random() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.selfref import (
+from router._exceptions import ConfigError
+from router.escalation.selfref import (
     SelfRefExample,
     SelfRefOptions,
     add_confidence_tokens,
@@ -15,7 +16,6 @@ from classifiers.selfref import (
     save_selfref,
     train_confidence_tokens,
 )
-from router._exceptions import ConfigError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.selfref_data import QAItem
 from router.cli import main
 from router.config import EngineConfig
 from router.engines.base import Completion
-from router.escalation import create_scorer, engine_probe
+from router.escalation import create_uncertainty_scorer, engine_probe
+from router.escalation.selfref_data import QAItem
 from tests.escalation.conftest import TinyQA
 
 pytest.importorskip("peft")
@@ -29,7 +29,7 @@ def _engine(config: EngineConfig):  # type: ignore[no-untyped-def]
 
 
 def _selfref(engine, items: list[QAItem], answers: list[Completion]) -> list[float]:  # type: ignore[no-untyped-def]
-    scorer = create_scorer("selfref")
+    scorer = create_uncertainty_scorer("selfref")
     probe = engine_probe(engine)
 
     async def score() -> list[float]:

@@ -24,17 +24,18 @@ def score_qa_file(args: argparse.Namespace, scorer_names: Sequence[str] | None) 
     """Answer ``args.dataset`` with the small tier of ``args.config``; ``scorer_names`` None
     means the config's ``escalation.scorer``.
 
-    Raises `ThinkgateError` for a bad config, dataset, scorer name or model.
+    Raises `ThinkgateError` for a bad config, scorer name or model, `RecordsError` for a
+    bad dataset.
     """
-    from classifiers.selfref_data import read_qa_jsonl
-    from classifiers.selfref_eval import answer_and_score
     from router.config import load_config
     from router.engines.factory import create_engine
-    from router.escalation.scorers import create_scorer
+    from router.escalation.selfref_data import read_qa_jsonl
+    from router.escalation.selfref_eval import answer_and_score
+    from router.escalation.uncertainty import create_uncertainty_scorer
 
     config = load_config(args.config)
     names = list(scorer_names) if scorer_names else [config.escalation.scorer]
-    scorers = [create_scorer(name) for name in names]
+    scorers = [create_uncertainty_scorer(name) for name in names]
     items = read_qa_jsonl(args.dataset, limit=args.limit)
     engine = create_engine(config.small.engine)
     engine.load()

@@ -19,13 +19,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from router._exceptions import ConfigError
+from classifiers.records import RecordsError, read_records
 from router.engines.base import (
     ChatMessage,
     Completion,
@@ -56,34 +55,22 @@ class QAItem:
 def read_qa_jsonl(path: str | Path, *, limit: int | None = None) -> list[QAItem]:
     """Read a JSONL file of ``{"prompt": str, "answer": str|number}`` objects.
 
-    Raises `ConfigError` naming the file and line of the first bad record."""
-    file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read dataset {file}: {exc.strerror}") from None
+    Raises `RecordsError` naming the file and the first bad line or record."""
     items: list[QAItem] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise ConfigError(f"{file}:{number}: expected an object with prompt and answer")
+    for number, record in enumerate(read_records(path, jsonl=True), start=1):
+        where = f"{path}: record {number}"
         prompt, answer = record.get("prompt"), record.get("answer")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ConfigError(f"{file}:{number}: 'prompt' must be a non-empty string")
+            raise RecordsError(f"{where}: 'prompt' must be a non-empty string")
         if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-            raise ConfigError(f"{file}:{number}: 'answer' must be a string or a number")
+            raise RecordsError(f"{where}: 'answer' must be a string or a number")
         if not normalize_answer(str(answer)):
-            raise ConfigError(f"{file}:{number}: 'answer' has no words after normalisation")
+            raise RecordsError(f"{where}: 'answer' has no words after normalisation")
         items.append(QAItem(prompt=prompt, answer=str(answer)))
         if limit is not None and len(items) >= limit:
             break
     if not items:
-        raise ConfigError(f"dataset {file} holds no items")
+        raise RecordsError(f"{path}: holds no items")
     return items
 
 

@@ -1,9 +1,9 @@
 """``thinkgate train-selfref``: teach the small model Self-REF confidence tokens.
 
 The chosen tier's model (``--engine small``, as configured) answers the training JSONL
-(``{"prompt", "answer"}``); each answer is judged (`classifiers.selfref_data.is_correct`),
+(``{"prompt", "answer"}``); each answer is judged (`router.escalation.selfref_data.is_correct`),
 followed by ``<CN>`` (right) or ``<UN>`` (wrong), the classes are rebalanced, and a LoRA
-adapter is fine-tuned to predict the token (`classifiers.selfref`). The output folder
+adapter is fine-tuned to predict the token (`router.escalation.selfref`). The output folder
 holds the adapter, the tokenizer with the two new tokens, and ``selfref.json``. Use it as
 ``small.engine.adapter_path`` and pick ``escalation.scorer: selfref``.
 
@@ -45,10 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from classifiers.selfref import SelfRefOptions
-    from classifiers.selfref_pipeline import train_selfref_from_config
+    from classifiers.records import RecordsError
     from router._exceptions import ThinkgateError
     from router.config import load_config
+    from router.escalation.selfref import SelfRefOptions
+    from router.escalation.selfref_pipeline import train_selfref_from_config
 
     try:
         config = load_config(args.config)
@@ -74,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             batch_size=args.gen_batch_size,
         )
-    except ThinkgateError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except (ThinkgateError, RecordsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(
         f"{stats.examples} answers: {stats.correct} right, {stats.incorrect} wrong; "

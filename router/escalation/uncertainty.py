@@ -34,7 +34,7 @@ trust.
 
 Example::
 
-    scorer = create_scorer("margin")
+    scorer = create_uncertainty_scorer("margin")
     u = await scorer.uncertainty(messages, completion, engine_probe(engine))
 """
 
@@ -312,7 +312,7 @@ LOGPROB_SCORER_NAMES: tuple[str, ...] = tuple(_LOGPROB_TRANSFORMS)
 SCORER_NAMES: tuple[str, ...] = (*LOGPROB_SCORER_NAMES, "self_verify", "selfref")
 
 
-def create_scorer(name: str, **options: str) -> UncertaintyScorer:
+def create_uncertainty_scorer(name: str, **options: str) -> UncertaintyScorer:
     """The scorer called ``name`` (one of `SCORER_NAMES`).
 
     Options: ``self_verify`` takes ``question``; ``selfref`` takes ``confident_token`` and

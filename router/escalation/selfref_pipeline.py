@@ -19,7 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from classifiers.selfref import (
+from router._exceptions import ConfigError
+from router.config import EngineConfig
+from router.engines.base import ChatMessage
+from router.escalation.selfref import (
     SelfRefOptions,
     SelfRefStats,
     label_examples,
@@ -27,10 +30,7 @@ from classifiers.selfref import (
     save_selfref,
     train_confidence_tokens,
 )
-from classifiers.selfref_data import answer_items, is_correct, read_qa_jsonl
-from router._exceptions import ConfigError
-from router.config import EngineConfig
-from router.engines.base import ChatMessage
+from router.escalation.selfref_data import answer_items, is_correct, read_qa_jsonl
 
 logger = logging.getLogger("thinkgate.selfref")
 

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from classifiers.commands._qa_scoring import score_qa_file
+    from classifiers.records import RecordsError
     from router._exceptions import ThinkgateError
+    from router.commands._qa_scoring import score_qa_file
     from router.escalation.policy import escalation_rate, tau_for_rate
 
     if not 0.0 <= args.rate <= 1.0:
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = score_qa_file(args, [args.scorer] if args.scorer else None)
-    except ThinkgateError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except (ThinkgateError, RecordsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     [name] = result.names
     correct, scores, skipped = result.correct, result.scores, result.skipped

@@ -3,7 +3,7 @@ wrong answers.
 
 The configured small model answers every item of a ``{"prompt", "answer"}`` JSONL
 (greedy, with answer log-probabilities); each answer is judged by
-`classifiers.selfref_data.is_correct`; every available scorer scores it. The JSON report
+`router.escalation.selfref_data.is_correct`; every available scorer scores it. The JSON report
 has ``n``, ``accuracy`` (small model alone), ``scorers`` = ``{name: {"auroc", "curve":
 [[escalation_rate, cascade_accuracy_if_strong_is_right], ...]}}``, ``skipped`` (scorers that
 could not run, with the reason — e.g. ``selfref`` without a trained adapter) and
@@ -40,17 +40,18 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from classifiers.commands._qa_scoring import score_qa_file
-    from classifiers.selfref_eval import escalation_report, plot_curves
+    from classifiers.records import RecordsError
     from router._exceptions import ThinkgateError
-    from router.escalation.scorers import SCORER_NAMES
+    from router.commands._qa_scoring import score_qa_file
+    from router.escalation.selfref_eval import escalation_report, plot_curves
+    from router.escalation.uncertainty import SCORER_NAMES
 
     started = time.perf_counter()
     names = list(args.scorers or SCORER_NAMES)
     try:
         result = score_qa_file(args, names)
-    except ThinkgateError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except (ThinkgateError, RecordsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     correct, scores, skipped = result.correct, result.scores, result.skipped
     report = escalation_report(

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 import pytest
 
 from router.config import RoutingConfig
-from router.scoring import LearnedScorer, LengthBaselineScorer, RoutingPolicy, ScoreBatcher
+from router.difficulty_scoring import (
+    LearnedScorer,
+    LengthBaselineScorer,
+    RoutingPolicy,
+    ScoreBatcher,
+)
 
 
 def test_strong_share_is_calibrated_from_the_shipped_router_quantiles() -> None:

@@ -10,7 +10,7 @@ Two scorers:
 
 Example::
 
-    scorer = create_scorer(config.routing)
+    scorer = create_difficulty_scorer(config.routing)
     policy = RoutingPolicy.from_config(config.routing, scorer)
     [p] = scorer.score(["What is 2+2?"]);  policy.tier_for(p)   # "small"
 """
@@ -97,7 +97,7 @@ class LearnedScorer:
         return float(np.interp(1.0 - strong_share, levels, np.asarray(quantiles, dtype=float)))
 
 
-def create_scorer(config: RoutingConfig) -> DifficultyScorer:
+def create_difficulty_scorer(config: RoutingConfig) -> DifficultyScorer:
     if config.scorer == "length_baseline":
         return LengthBaselineScorer()
     return LearnedScorer(config.router_path)

@@ -1,7 +1,7 @@
 """Evaluating escalation scorers: AUROC for spotting wrong answers, and the cascade curve.
 
 For each scorer, on answers of the small model judged by
-`classifiers.selfref_data.is_correct`:
+`router.escalation.selfref_data.is_correct`:
 
 - ``auroc``: the probability that a wrong answer gets a higher uncertainty than a right
   one (ties count one half; the Mann-Whitney form of the ROC area). ``None`` when the set
@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from classifiers.selfref_data import QAItem, answer_items, is_correct
 from router._exceptions import ThinkgateError
 from router.engines.base import ChatMessage, Completion, Engine
-from router.escalation.scorers import NextTokenProbe, UncertaintyScorer, engine_probe
+from router.escalation.selfref_data import QAItem, answer_items, is_correct
+from router.escalation.uncertainty import NextTokenProbe, UncertaintyScorer, engine_probe
 
 Curve = list[list[float]]
 
@@ -67,25 +67,14 @@ async def score_answers(
 
 def auroc(uncertainties: Sequence[float], correct: Sequence[bool]) -> float | None:
     """ROC area of ``uncertainties`` for detecting wrong answers; None with one class."""
+    from sklearn.metrics import roc_auc_score
+
     if len(uncertainties) != len(correct):
         raise ValueError(f"{len(uncertainties)} scores but {len(correct)} labels")
-    wrong = [u for u, ok in zip(uncertainties, correct, strict=True) if not ok]
-    right = [u for u, ok in zip(uncertainties, correct, strict=True) if ok]
-    if not wrong or not right:
+    wrong = [not ok for ok in correct]
+    if all(wrong) or not any(wrong):
         return None
-    # rank-based, O(n log n): average ranks over ties
-    pooled = sorted((u, i < len(wrong)) for i, u in enumerate([*wrong, *right]))
-    rank_sum_wrong = 0.0
-    start = 0
-    while start < len(pooled):
-        end = start
-        while end + 1 < len(pooled) and pooled[end + 1][0] == pooled[start][0]:
-            end += 1
-        mean_rank = (start + end) / 2.0 + 1.0
-        rank_sum_wrong += mean_rank * sum(1 for k in range(start, end + 1) if pooled[k][1])
-        start = end + 1
-    n_wrong, n_right = len(wrong), len(right)
-    return (rank_sum_wrong - n_wrong * (n_wrong + 1) / 2.0) / (n_wrong * n_right)
+    return float(roc_auc_score(wrong, list(uncertainties)))
 
 
 def escalation_curve(uncertainties: Sequence[float], correct: Sequence[bool]) -> Curve:

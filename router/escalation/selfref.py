@@ -5,8 +5,8 @@ P(``<UN>``) / (P(``<CN>``) + P(``<UN>``)) right after an answer, without emittin
 
 Steps (``thinkgate train-selfref`` runs them all):
 
-1. the small model answers the training questions (greedy; `classifiers.selfref_data`);
-2. each answer is labelled with `classifiers.selfref_data.is_correct`;
+1. the small model answers the training questions (greedy; `router.escalation.selfref_data`);
+2. each answer is labelled with `router.escalation.selfref_data.is_correct`;
 3. the text the model saw — the rendered prompt followed by its own answer, exactly what
    the engine renders for ``next_token_logprobs(messages, assistant_prefix=answer)`` — is
    paired with the label's token; the smaller class is upsampled to the larger one;
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router._exceptions import ConfigError
-from router.escalation.scorers import CONFIDENT_TOKEN, UNCERTAIN_TOKEN
+from router.escalation.uncertainty import CONFIDENT_TOKEN, UNCERTAIN_TOKEN
 
 if TYPE_CHECKING:
     import torch

@@ -132,7 +132,7 @@ class VersionPoller:
             return
         folder = unpack_artifact(version, artifact["payload"])
         if kind == "router":
-            from router.scoring import LearnedScorer, RoutingPolicy
+            from router.difficulty_scoring import LearnedScorer, RoutingPolicy
 
             scorer = LearnedScorer(str(folder))
             scorer.load()

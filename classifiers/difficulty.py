@@ -14,6 +14,15 @@ Example::
     >>> router = DifficultyRouter.load()                       # doctest: +SKIP
     >>> scores = router.score(["Prove that sqrt(2) is irrational.", "Hi!"])  # doctest: +SKIP
     >>> threshold = router.threshold_for_share(scores, 0.3)   # doctest: +SKIP
+
+What a decision log stores instead of the prompt (``learning.store_text: false``)::
+
+    >>> x = router.features(["Prove that sqrt(2) is irrational."])  # doctest: +SKIP
+    >>> router.featurizer_id                                        # doctest: +SKIP
+    'feat-...'
+    >>> router.score_features(x)          # the same p_strong as score()  # doctest: +SKIP
+
+Retraining from such vectors: :func:`classifiers.router_fit.fit_router_from_features`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ DEFAULT_ROUTER_PATH = Path(__file__).resolve().parent / "artifacts" / "router"
 ARTIFACT_FORMAT = "thinkgate-difficulty-router/1"
 _METADATA_FILE = "router.json"
 _WEIGHTS_FILE = "weights.safetensors"
+_DIGESTS_TENSOR = "training.digests"
 
 
 class RouterArtifactError(ValueError):
@@ -51,6 +61,8 @@ class DifficultyRouter:
         head: expected quality gain of the strong over the weak model (numpy).
         calibration: maps the expected gain to p_strong, a probability.
         metadata: JSON-able facts about training (data hash, command, validation).
+        training_digests: :func:`classifiers.request_text.prompt_digests` of the training
+            prompts (``None`` when unknown, e.g. trained from feature vectors only).
     """
 
     def __init__(
@@ -59,8 +71,12 @@ class DifficultyRouter:
         head: GainHead,
         calibration: PlattCalibration,
         metadata: dict[str, Any] | None = None,
+        training_digests: np.ndarray | None = None,
     ) -> None:
         self._featurizer = PromptFeaturizer(featurizer)
+        self.training_digests = (
+            None if training_digests is None else np.asarray(training_digests, dtype=np.uint32)
+        )
         self.featurizer_config = featurizer
         self.head = head
         self.calibration = calibration
@@ -73,9 +89,28 @@ class DifficultyRouter:
             **self._metadata,
             "format": ARTIFACT_FORMAT,
             "featurizer": self.featurizer_config.to_json(),
+            "featurizer_id": self.featurizer_id,
             "head": {"kind": self.head.kind, "n_features": self.head.n_features},
             "calibration": self.calibration.to_json(),
         }
+
+    @property
+    def featurizer_id(self) -> str:
+        """Id of the feature layout (:attr:`FeaturizerConfig.featurizer_id`)."""
+        return self.featurizer_config.featurizer_id
+
+    def training_overlap(self, prompts: Sequence[str]) -> np.ndarray | None:
+        """Boolean mask of ``prompts`` that were (by digest) among the training prompts.
+
+        ``None`` when the artifact keeps no digests. A 32-bit digest makes a false match
+        about one in 400,000 per prompt for a router trained on 10,000 prompts.
+        """
+        if self.training_digests is None:
+            return None
+        from classifiers.request_text import prompt_digests
+
+        result: np.ndarray = np.isin(prompt_digests(prompts), self.training_digests)
+        return result
 
     def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
         """The feature matrix of ``prompts`` (what :meth:`score_features` takes)."""
@@ -119,7 +154,10 @@ class DifficultyRouter:
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(self.head.to_tensors(), str(folder / _WEIGHTS_FILE))
+        tensors = self.head.to_tensors()
+        if self.training_digests is not None:
+            tensors[_DIGESTS_TENSOR] = np.ascontiguousarray(self.training_digests)
+        save_file(tensors, str(folder / _WEIGHTS_FILE))
         text = json.dumps(self.metadata, indent=2, sort_keys=True)
         (folder / _METADATA_FILE).write_text(text + "\n", encoding="utf-8")
         return folder
@@ -146,7 +184,8 @@ class DifficultyRouter:
                 )
             featurizer = FeaturizerConfig.from_json(meta["featurizer"])
             calibration = PlattCalibration.from_json(meta["calibration"])
-            head = GainHead.from_tensors(load_file(str(weights_path)))
+            tensors = load_file(str(weights_path))
+            head = GainHead.from_tensors(tensors)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RouterArtifactError):
                 raise
@@ -154,6 +193,6 @@ class DifficultyRouter:
         extra = {
             k: v
             for k, v in meta.items()
-            if k not in {"format", "featurizer", "head", "calibration"}
+            if k not in {"format", "featurizer", "featurizer_id", "head", "calibration"}
         }
-        return cls(featurizer, head, calibration, extra)
+        return cls(featurizer, head, calibration, extra, tensors.get(_DIGESTS_TENSOR))

@@ -11,9 +11,17 @@ Blocks, each optional, concatenated in this order:
 3. ``tail`` — sentence embedding of the last ``tail_tokens`` tokens (where the actual
    question of a long prompt usually is); ``tail_layers=k`` runs only the encoder's
    first ``k`` transformer layers for it (cost about linear in ``k``);
-4. ``text`` — the cheap features of :mod:`classifiers.text_features`.
+4. ``text`` — the cheap features of :mod:`classifiers.text_features`;
+5. ``request`` — sentence embedding (all transformer layers, mean-pooled, normalised) of
+   the prompt's actual request (:func:`classifiers.request_text.extract_request`: few-shot
+   exemplars, format instructions and the answer cue removed), first ``request_tokens``
+   tokens;
+6. ``length`` — ``log1p`` of the request's characters and words.
 
-The head and tail windows of a batch go through the encoder together.
+Blocks 5 and 6 describe the request rather than its template; they are what the shipped
+router uses (see the README's router section for what each block is worth across sources).
+:attr:`PromptFeaturizer.featurizer_id` names the exact feature layout, so feature vectors
+stored without their prompt (the decision log) can be matched to a router later.
 
 Example::
 
@@ -25,6 +33,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.encoder import TextEncoder
+from classifiers.request_text import extract_request
 from classifiers.text_features import FEATURE_NAMES, text_features
 
 __all__ = ["FeaturizerConfig", "PromptFeaturizer"]
@@ -51,6 +63,8 @@ class FeaturizerConfig:
         tail_tokens: tokens of the prompt's end to embed; 0 disables the block.
         tail_layers: transformer layers run for the tail block; ``None`` runs them all.
         text_features: whether to append the cheap text features.
+        request_tokens: tokens of the extracted request to embed; 0 disables the block.
+        request_length: whether to append the request's log length (chars, words).
     """
 
     encoder_path: str | None = None
@@ -60,9 +74,11 @@ class FeaturizerConfig:
     tail_tokens: int = 32
     tail_layers: int | None = None
     text_features: bool = True
+    request_tokens: int = 0
+    request_length: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("static_tokens", "head_tokens", "tail_tokens"):
+        for name in ("static_tokens", "head_tokens", "tail_tokens", "request_tokens"):
             value = getattr(self, name)
             if value != 0 and value < 4:
                 raise ValueError(f"{name} must be 0 or >= 4, got {value}")
@@ -75,6 +91,8 @@ class FeaturizerConfig:
             or self.head_tokens
             or self.tail_tokens
             or self.text_features
+            or self.request_tokens
+            or self.request_length
         ):
             raise ValueError("a featurizer needs at least one feature block")
         if self.tail_layers is not None and self.tail_layers < 1:
@@ -97,6 +115,8 @@ class FeaturizerConfig:
             "tail_tokens",
             "tail_layers",
             "text_features",
+            "request_tokens",
+            "request_length",
         }
         unknown = set(data) - known
         if unknown:
@@ -104,6 +124,19 @@ class FeaturizerConfig:
         if "static_tail_tokens" in data:
             data = {**data, "static_tail_tokens": tuple(data["static_tail_tokens"])}
         return cls(**data)
+
+    @property
+    def featurizer_id(self) -> str:
+        """Stable id of the feature layout: equal ids give comparable feature vectors."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return "feat-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def request_length_features(requests: Sequence[str]) -> np.ndarray:
+    """``log1p`` of characters and of words of each (already extracted) request."""
+    return np.array(
+        [[math.log1p(len(r)), math.log1p(len(r.split()))] for r in requests], dtype=np.float32
+    ).reshape(len(requests), 2)
 
 
 class PromptFeaturizer:
@@ -147,6 +180,16 @@ class PromptFeaturizer:
             if config.tail_tokens
             else None
         )
+        self._request = (
+            TextEncoder(config.encoder_path, max_seq_length=config.request_tokens, window="head")
+            if config.request_tokens
+            else None
+        )
+
+    @property
+    def featurizer_id(self) -> str:
+        """See :attr:`FeaturizerConfig.featurizer_id`."""
+        return self.config.featurizer_id
 
     def block_names(self) -> list[str]:
         """Names of the feature blocks, in column order."""
@@ -161,6 +204,10 @@ class PromptFeaturizer:
             names.append("tail")
         if self.config.text_features:
             names.append("text")
+        if self._request is not None:
+            names.append("request")
+        if self.config.request_length:
+            names.append("length")
         return names
 
     def blocks(
@@ -181,6 +228,12 @@ class PromptFeaturizer:
             out["tail"] = self._tail.encode(prompts, show_progress_bar=show_progress_bar)
         if self.config.text_features:
             out["text"] = text_features(prompts)
+        if self._request is not None or self.config.request_length:
+            requests = [extract_request(p) for p in prompts]
+            if self._request is not None:
+                out["request"] = self._request.encode(requests, show_progress_bar=show_progress_bar)
+            if self.config.request_length:
+                out["length"] = request_length_features(requests)
         return out
 
     def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:

@@ -190,6 +190,12 @@ class ServeTier:
         self._model_name = model_name
         self.timeout_s = timeout_s
         self.watch = watch
+        self.in_flight = 0
+
+    def busy(self) -> bool:
+        """True while this gateway has a generate call in flight on the tier (learning's
+        shadow answers are skipped then, never queued)."""
+        return self.in_flight > 0
 
     async def _check_running(self) -> None:
         if self.watch is None:
@@ -248,7 +254,11 @@ class ServeTier:
             return False
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        result: GenerationResult = await self._remote("generate", request)
+        self.in_flight += 1
+        try:
+            result: GenerationResult = await self._remote("generate", request)
+        finally:
+            self.in_flight -= 1
         return result
 
     async def next_token_logprobs(

@@ -66,6 +66,10 @@ class LocalTier:
     def model_name(self) -> str:
         return self.engine.model_name
 
+    def busy(self) -> bool:
+        """True while the engine is working (learning's shadow answers skip a busy tier)."""
+        return self._lock.locked()
+
     def load(self) -> None:
         with self._lock:
             if not self._loaded:

@@ -49,13 +49,14 @@ class LearningMetrics:
         )
         self.judge_calls = Counter(
             "thinkgate_learning_judge_calls_total",
-            "Judge calls, by outcome (answered, unparsed, failed).",
+            "Judge calls, by outcome (answered, skipped_busy, failed).",
             ["outcome"],
             registry=r,
         )
         self.learning_tokens = Counter(
             "thinkgate_learning_tokens_total",
-            "Tokens spent on learning, by purpose (shadow, judge) and tier.",
+            "Tokens spent on learning, by purpose (shadow: prompt + completion; judge: "
+            "prompt characters / 4) and tier.",
             ["purpose", "tier"],
             registry=r,
         )
@@ -78,7 +79,7 @@ class LearningMetrics:
         for tier in ("small", "strong"):
             for outcome in ("answered", "skipped_busy", "skipped_rate", "failed"):
                 self.shadow_calls.labels(tier=tier, outcome=outcome)
-        for outcome in ("answered", "unparsed", "failed"):
+        for outcome in ("answered", "skipped_busy", "failed"):
             self.judge_calls.labels(outcome=outcome)
 
     def set_active(self, kind: str, version: str, previous: str | None) -> None:

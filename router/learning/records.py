@@ -49,8 +49,8 @@ class DecisionRecord:
     latency_s: float
     prompt: str
     versions: ActiveVersions
-    messages: Sequence[Any] = field(default_factory=tuple)
-    """The request's chat messages (for shadow answers; never stored)."""
+    request: CascadeRequest | None = field(default=None, repr=False)
+    """The request itself (for shadow answers; never stored)."""
 
     @classmethod
     def build(
@@ -80,7 +80,7 @@ class DecisionRecord:
             latency_s=latency_s,
             prompt=request.prompt_text(),
             versions=versions,
-            messages=tuple(request.messages),
+            request=request,
         )
 
     @property

@@ -52,8 +52,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 KEY_A, KEY_B = "learning-key-a", "learning-key-b"
 
 
-def learning_config(small: Path, strong: Path, database_url: str, **learning: object):  # type: ignore[no-untyped-def]
-    """Tiny-model config with two API keys and the learning loop on ``database_url``."""
+def learning_config(  # type: ignore[no-untyped-def]
+    small: Path, strong: Path, database_url: str, sections: dict | None = None, **learning: object
+):
+    """Tiny-model config with two API keys and the learning loop on ``database_url``; the
+    strong (judge) tier gets a 2048-token context for the judge's prompt; ``sections``
+    override more."""
     from router.gateway.security import hash_key
     from tests.configs import tiny_config
 
@@ -62,8 +66,13 @@ def learning_config(small: Path, strong: Path, database_url: str, **learning: ob
     return tiny_config(
         small,
         strong,
-        security={"api_key_hashes": [hash_key(KEY_A), hash_key(KEY_B)]},
-        learning=settings,
+        **{
+            "security": {"api_key_hashes": [hash_key(KEY_A), hash_key(KEY_B)]},
+            "learning": settings,
+            "strong": {"engine": {"context_length": 2048}},
+            "routing": {"threshold": 0.2},
+            **(sections or {}),
+        },
     )
 
 

@@ -23,7 +23,11 @@ def test_feedback_labels_own_requests_only(
         chat = client.post(
             "/v1/chat/completions",
             headers=_auth(KEY_A),
-            json={"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+            json={
+                "model": "auto",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 4,
+            },
         )
         request_id = chat.json()["id"]
         # at once, before the writer's flush: the service waits for the record

@@ -28,7 +28,7 @@ from router.cascade import Cascade, CascadeRequest, Decision
 from router.config import ThinkgateConfig
 from router.engines.base import Completion
 from router.learning.metrics import LearningMetrics
-from router.learning.records import ActiveVersions, DecisionRecord, featurizer_id
+from router.learning.records import ActiveVersions, DecisionRecord
 from router.learning.store import LearningStore, database_url
 from router.learning.writer import DecisionLogWriter
 from router.metrics import GatewayMetrics
@@ -182,7 +182,7 @@ class LearningLoop:
         if load is None:
             return None, None
         router = load()
-        return router.features(prompts), featurizer_id(router.featurizer_config.to_json())
+        return router.features(prompts), str(router.featurizer_id)
 
     def _budget_features(self, prompts: list[str]) -> list[Any]:
         if not prompts or not self.config.budget.enabled:

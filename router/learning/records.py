@@ -13,8 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,10 +142,3 @@ def unpack(data: bytes | None) -> np.ndarray | None:
     if data is None:
         return None
     return np.frombuffer(data, dtype="<f4").astype(np.float64)
-
-
-def featurizer_id(featurizer_json: dict[str, Any]) -> str:
-    """Stable id of a featurizer configuration: stored features are only reused by a
-    router whose featurizer has the same id."""
-    text = json.dumps(featurizer_json, sort_keys=True)
-    return "feat-" + hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classifiers.scorers import GainHead, LinearHead, PlattCalibration
+from classifiers.router_heads import GainHead, LinearHead, PlattCalibration
 
 if TYPE_CHECKING:
     from classifiers.difficulty import DifficultyRouter

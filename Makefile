@@ -5,6 +5,8 @@ VENV        ?= .venv
 PYTHON      ?= python3
 TORCH_SPEC  ?= torch==2.13.0
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (files are the unit: module fixtures stay on one worker)
+TEST_WORKERS ?= 3
 BIN          = $(VENV)/bin
 STAMP        = $(VENV)/.thinkgate-installed
 
@@ -25,7 +27,7 @@ serve: $(STAMP)
 
 ## Run the whole test suite (unit, real Ray Serve, real Prometheus, slow Gemma test)
 test: $(STAMP) prometheus postgresql
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not prometheus and not fault" $(PYTEST_ARGS)

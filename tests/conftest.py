@@ -53,3 +53,23 @@ def never_close_thinking_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_engine_config() -> Callable[..., object]:
     return _tiny_engine_config
+
+
+# Markers of tests that start servers, load real models or run for minutes.
+_HEAVY_MARKERS = frozenset({"slow", "serve", "prometheus", "fault"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collect heavy modules first, keeping the order otherwise.
+
+    `make test` runs the suite on several pytest-xdist workers with ``--dist loadfile``,
+    which hands out whole files in collection order: starting the long files first keeps
+    one worker from picking up a several-minute file at the end while the others idle.
+    The order is a pure function of the collected items, so every worker agrees on it.
+    """
+    heavy_files = {
+        item.path
+        for item in items
+        if any(marker.name in _HEAVY_MARKERS for marker in item.iter_markers())
+    }
+    items.sort(key=lambda item: item.path not in heavy_files)

@@ -2,19 +2,29 @@
 
 Exception tree::
 
-    ThinkgateError
+    ThinkgateError                  base; as such an internal error -> 500
      ├── InvalidRequestError        client mistake -> 400, names the parameter
-     │    └── ContextLengthError    prompt + max_tokens beyond the model's context -> 400
+     │    ├── ContextLengthError    prompt + max_tokens beyond the model's context -> 400
+     │    └── RequestTooLargeError  body over gateway.max_body_bytes -> 413
      ├── AuthenticationError        missing / wrong API key -> 401
      ├── ModelNotFoundError         unknown `model` -> 404
+     ├── RouteError                 unknown path (404) / wrong method (405), from routing
      ├── RateLimitError             per-key limit hit -> 429 with Retry-After
      ├── OverloadedError            queue full / tier unavailable -> 503 with Retry-After
-     │    └── TierUnavailableError  one model tier is down or timed out
+     │    ├── TierUnavailableError  one model tier is down or timed out
+     │    └── NotReadyError         models still loading (`GET /ready`) -> 503
      ├── UpstreamError              an upstream (OpenAI-compatible) server failed -> 502
+     ├── InternalError              a bug: 500 `internal_error` naming the request id
      └── ConfigError                invalid configuration at start (names the field)
+
+Every body is built by `router.protocol.errors.ErrorResponse` (``to_dict``).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from router.protocol.errors import ErrorResponse
 
 
 class ThinkgateError(Exception):
@@ -29,16 +39,14 @@ class ThinkgateError(Exception):
         self.param = param
         self.code = code
 
-    def to_dict(self) -> dict[str, dict[str, str | None]]:
+    def to_response(self) -> ErrorResponse:
+        return ErrorResponse.of(
+            self.message, type=self.error_type, param=self.param, code=self.code
+        )
+
+    def to_dict(self) -> dict[str, Any]:
         """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+        return self.to_response().body()
 
 
 class InvalidRequestError(ThinkgateError):
@@ -55,6 +63,15 @@ class ContextLengthError(InvalidRequestError):
         super().__init__(message, param=param, code="context_length_exceeded")
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """The request body is over the gateway's byte limit (refused before parsing)."""
+
+    status_code = 413
+
+    def __init__(self, max_bytes: int):
+        super().__init__(f"request body exceeds {max_bytes} bytes", code="request_too_large")
+
+
 class AuthenticationError(ThinkgateError):
     status_code = 401
     error_type = "authentication_error"
@@ -66,6 +83,15 @@ class ModelNotFoundError(ThinkgateError):
 
     def __init__(self, message: str, *, param: str | None = "model"):
         super().__init__(message, param=param, code="model_not_found")
+
+
+class RouteError(ThinkgateError):
+    """No such endpoint (404) or method (405): raised by the HTTP router, not by a model."""
+
+    def __init__(self, message: str, *, status_code: int):
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = "not_found" if status_code == 404 else "invalid_request_error"
 
 
 class RateLimitError(ThinkgateError):
@@ -98,9 +124,29 @@ class TierUnavailableError(OverloadedError):
         self.tier = tier
 
 
+class NotReadyError(OverloadedError):
+    """The models are still loading or a tier is unhealthy (`GET /ready`)."""
+
+    def __init__(self, message: str = "models are still loading or a tier is unhealthy"):
+        super().__init__(message, retry_after_s=5.0, code="not_ready")
+
+
 class UpstreamError(ThinkgateError):
     status_code = 502
     error_type = "upstream_error"
+
+
+class InternalError(ThinkgateError):
+    """An unexpected exception (a bug), not the client's fault and not an outage: 500.
+
+    The message names the request id, which the log line of the traceback carries too."""
+
+    def __init__(self, request_id: str | None):
+        where = f" (request id {request_id})" if request_id else ""
+        super().__init__(
+            f"internal error; the request was not completed{where}", code="internal_error"
+        )
+        self.request_id = request_id
 
 
 class ConfigError(ThinkgateError):

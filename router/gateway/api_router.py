@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from router._exceptions import (
     AuthenticationError,
+    NotReadyError,
     OverloadedError,
     RateLimitError,
     ThinkgateError,
@@ -342,15 +343,7 @@ def build_router(
     async def ready_check() -> JSONResponse:
         if await ready():
             return JSONResponse({"status": "ready"})
-        body = {
-            "error": {
-                "message": "models are still loading or a tier is unhealthy",
-                "type": "service_unavailable",
-                "param": None,
-                "code": "not_ready",
-            }
-        }
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        return error_response(NotReadyError())
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:

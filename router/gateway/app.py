@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from router._exceptions import ThinkgateError
+from router._exceptions import RequestTooLargeError, ThinkgateError
 from router.cascade import Cascade
 from router.config import ThinkgateConfig
 from router.gateway.api_router import ReadyCheck, build_router
 from router.gateway.errors import (
+    error_response,
     handle_http_error,
     handle_thinkgate_error,
     handle_unexpected,
@@ -56,15 +57,7 @@ class BodySizeLimit(BaseHTTPMiddleware):
             body = await request.body()
             too_big = len(body) > self.max_bytes
         if too_big:
-            body_json = {
-                "error": {
-                    "message": f"request body exceeds {self.max_bytes} bytes",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "request_too_large",
-                }
-            }
-            return JSONResponse(body_json, status_code=413)
+            return error_response(RequestTooLargeError(self.max_bytes))
         return await call_next(request)
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from router.sampling import MAX_N, MAX_STOP_SEQUENCES, MAX_TOP_LOGPROBS
+
 Role = Literal["system", "developer", "user", "assistant"]
 
 
@@ -68,7 +70,7 @@ class ChatTemplateKwargs(BaseModel):
     )
 
 
-NonNegFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ChatCompletionRequest(BaseModel):
@@ -80,34 +82,39 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(
         description="`auto` (the cascade), `small`, `strong`, or a configured model name."
     )
-    frequency_penalty: NonNegFloat | None = Field(
-        None, description="Only 0 is supported; other values are rejected."
+    frequency_penalty: FiniteFloat | None = Field(
+        None, ge=-2.0, le=2.0, description="Only 0 is supported; other values are rejected."
     )
     logprobs: StrictBool = Field(False, description="Return log-probabilities of the answer.")
     top_logprobs: StrictInt | None = Field(
-        None, description="Alternatives per position (0..20); needs logprobs."
+        None, ge=0, le=MAX_TOP_LOGPROBS, description="Alternatives per position; needs logprobs."
     )
     max_tokens: StrictInt | None = Field(
-        None, description="Most tokens to generate, thinking included."
+        None,
+        ge=1,
+        description="Most tokens to generate, thinking included (at most the tier's "
+        "configured max_tokens_limit).",
     )
     max_completion_tokens: StrictInt | None = Field(
-        None, description="Alias of max_tokens (newer OpenAI name)."
+        None, ge=1, description="Alias of max_tokens (newer OpenAI name)."
     )
-    n: StrictInt = Field(1, description="Number of choices (1..16).")
-    presence_penalty: NonNegFloat | None = Field(
-        None, description="Only 0 is supported; other values are rejected."
+    n: StrictInt = Field(1, ge=1, le=MAX_N, description="Number of choices.")
+    presence_penalty: FiniteFloat | None = Field(
+        None, ge=-2.0, le=2.0, description="Only 0 is supported; other values are rejected."
     )
     seed: StrictInt | None = Field(None, description="Seed for reproducible sampling.")
-    stop: str | list[str] | None = Field(None, description="Up to 8 stop sequences.")
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = Field(
+        None, description="A stop sequence, or a list of them."
+    )
     stream: StrictBool = Field(False, description="Stream chunks as server-sent events.")
     stream_options: StreamOptions | None = Field(None, description="Streaming options.")
-    temperature: NonNegFloat | None = Field(None, description="0..2; 0 = greedy.")
-    top_p: NonNegFloat | None = Field(None, description="Nucleus sampling, (0, 1].")
+    temperature: FiniteFloat | None = Field(None, ge=0.0, le=2.0, description="0 = greedy.")
+    top_p: FiniteFloat | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling.")
     user: str | None = Field(None, max_length=256, description="End-user id (not logged).")
     # --- extensions ---
-    top_k: StrictInt | None = Field(None, description="(extension) Top-k sampling; 0 = off.")
+    top_k: StrictInt | None = Field(None, ge=0, description="(extension) Top-k sampling; 0 = off.")
     max_thinking_tokens: StrictInt | None = Field(
-        None, description="(extension) Cap on the strong model's thinking tokens."
+        None, ge=0, description="(extension) Cap on the strong model's thinking tokens."
     )
     reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
         None, description="(extension) Budget cap by effort; `none` turns thinking off."

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Each module provides configure(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("deployments.commands.serve", "run the Ray Serve application (gateway + both tiers)"),
-    "train-router": ("classifiers.commands.train_router", "train the difficulty router"),
-    "eval-router": ("classifiers.commands.eval_router", "APGR / CPT of a router on outcomes"),
+    "train-router": ("router.commands.train_router", "train the difficulty router"),
+    "eval-router": ("router.commands.eval_router", "APGR / CPT of a router on outcomes"),
     "calibrate": ("classifiers.commands.calibrate", "threshold for a target strong-call share"),
     "bench-router": ("classifiers.commands.bench_router", "router latency and throughput"),
     "train-budget": ("classifiers.commands.train_budget", "train the complexity predictor"),
@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "escalation threshold for a target escalation rate",
     ),
     "eval-escalation": ("router.commands.eval_escalation", "AUROC of escalation scorers"),
+    "promote": ("router.commands.promote", "make a router, budget model or tau active"),
 }
 
 

@@ -1,0 +1,152 @@
+"""Promotion: make a router, budget model or tau the active one on every gateway replica.
+
+`promote_router` compares the challenger with the active router on the same held-out
+labelled records of the decision log (`router.learning.log_data`; APGR, RouteLLM's
+method) and refuses one that is worse, or that cannot be compared (too few held-out
+records), unless ``force``. The artifact folder is stored in the database (a tar; routers
+and budget models are tens of KB) and the ``active`` row is set; every replica's
+`VersionPoller` swaps it in within ``learning.poll_interval_s``. Each promotion is an
+``events`` row (previous version, forced or not, the comparison).
+
+Example::
+
+    result = promote_router(store, "new-router", force=False)
+    result["version"], result["comparison"]["challenger"]["apgr"]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.learning.loop import folder_version, tau_version
+from router.learning.reload import pack_folder, unpack_artifact
+from router.learning.store import LearningStore
+
+MIN_COMPARE = 10
+"""Fewest held-out labelled records (with a quality gap) a comparison needs."""
+
+
+class PromotionRefused(Exception):
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def detect_kind(folder: str | Path) -> str:
+    root = Path(folder)
+    if (root / "router.json").is_file():
+        return "router"
+    if (root / "metadata.json").is_file() and (root / "model.npz").is_file():
+        return "budget"
+    raise ValueError(f"{root}: neither a router folder (router.json) nor a budget model")
+
+
+def active_router_folder(store: LearningStore, configured: str | None) -> tuple[str, Path | None]:
+    """(version, folder) of the router in force: the promoted one, else ``configured``
+    (None = the shipped default)."""
+    version = store.active_versions().get("router")
+    if version is not None:
+        artifact = store.artifact(version)
+        if artifact is not None:
+            return version, unpack_artifact(version, artifact["payload"])
+    from classifiers.difficulty import DEFAULT_ROUTER_PATH
+
+    folder = Path(configured) if configured else DEFAULT_ROUTER_PATH
+    return folder_version("router", folder), folder
+
+
+def compare_routers(
+    store: LearningStore, challenger: Any, active: Any, *, holdout_fraction: float
+) -> dict[str, Any]:
+    """APGR of both routers on the held-out labelled records both can score."""
+    from router.learning.log_data import apgr_of, router_rows
+
+    def rows_for(router: Any) -> Any:
+        rows = router_rows(
+            store, router.featurizer_id, router.features, holdout_fraction=holdout_fraction
+        )
+        return rows.subset(rows.holdout)
+
+    rows_c, rows_a = rows_for(challenger), rows_for(active)
+    common = sorted(set(rows_c.request_ids) & set(rows_a.request_ids))
+    rows_c = rows_c.subset(np.isin(rows_c.request_ids, common))
+    rows_a = rows_a.subset(np.isin(rows_a.request_ids, common))
+    order_c, order_a = np.argsort(rows_c.request_ids), np.argsort(rows_a.request_ids)
+    rows_c, rows_a = rows_c.subset(order_c), rows_a.subset(order_a)
+    detail: dict[str, Any] = {"n_holdout": len(common), "holdout_fraction": holdout_fraction}
+    if len(common) < MIN_COMPARE or float(np.mean(rows_c.strong - rows_c.weak)) == 0.0:
+        detail["comparable"] = False
+        return detail
+    detail["comparable"] = True
+    detail["challenger"] = apgr_of(challenger.score_features(rows_c.features), rows_c)
+    detail["active"] = apgr_of(active.score_features(rows_a.features), rows_a)
+    return detail
+
+
+def promote_router(
+    store: LearningStore,
+    folder: str | Path,
+    *,
+    force: bool = False,
+    configured: str | None = None,
+    holdout_fraction: float = 0.2,
+) -> dict[str, Any]:
+    from classifiers.difficulty import DifficultyRouter
+
+    challenger = DifficultyRouter.load(folder)
+    version = folder_version("router", folder)
+    active_version, active_folder = active_router_folder(store, configured)
+    detail: dict[str, Any] = {"active_version": active_version}
+    if active_version == version:
+        detail["comparable"] = False
+        detail["note"] = "already active"
+    else:
+        active = DifficultyRouter.load(active_folder)
+        detail.update(compare_routers(store, challenger, active, holdout_fraction=holdout_fraction))
+    if not force and active_version != version:
+        if not detail["comparable"]:
+            raise PromotionRefused(
+                f"cannot compare with the active router {active_version}: only "
+                f"{detail['n_holdout']} held-out labelled records (need {MIN_COMPARE}, with a "
+                "quality gap); collect more labels or pass --force",
+                detail,
+            )
+        if detail["challenger"]["apgr"] < detail["active"]["apgr"]:
+            raise PromotionRefused(
+                f"the challenger is worse than the active router {active_version} on "
+                f"{detail['n_holdout']} held-out labelled records (APGR "
+                f"{detail['challenger']['apgr']:.3f} < {detail['active']['apgr']:.3f}); "
+                "pass --force to promote it anyway",
+                detail,
+            )
+    metadata = json.loads((Path(folder) / "router.json").read_text(encoding="utf-8"))
+    store.put_artifact(version, "router", metadata, pack_folder(folder))
+    previous = store.activate("router", version, forced=force, detail=detail)
+    return {"kind": "router", "version": version, "previous": previous, "comparison": detail}
+
+
+def promote_budget(
+    store: LearningStore, folder: str | Path, *, force: bool = False
+) -> dict[str, Any]:
+    """Store and activate a budget model (no comparison yet: see the README)."""
+    from classifiers.budget_predictor import ComplexityPredictor
+
+    ComplexityPredictor.load(folder)  # refuses a malformed folder before anything is stored
+    version = folder_version("budget", folder)
+    metadata = json.loads((Path(folder) / "metadata.json").read_text(encoding="utf-8"))
+    store.put_artifact(version, "budget", metadata, pack_folder(folder))
+    previous = store.activate("budget", version, forced=force, detail={"comparable": False})
+    return {"kind": "budget", "version": version, "previous": previous}
+
+
+def promote_tau(store: LearningStore, tau: float, *, force: bool = False) -> dict[str, Any]:
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must be in [0, 1], got {tau}")
+    version = tau_version(tau)
+    store.put_artifact(version, "tau", {"tau": tau}, None, tau)
+    previous = store.activate("tau", version, forced=force, detail={"tau": tau})
+    return {"kind": "tau", "version": version, "previous": previous}

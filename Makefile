@@ -63,9 +63,8 @@ train-router: $(STAMP)
 	  --static-tail-tokens 8 24 --tail-tokens 0 --out classifiers/artifacts/router
 
 train-budget: $(STAMP)
-	$(BIN)/thinkgate train-budget --data ../shared/data/gsm8k/train.jsonl \
-	  --holdout-fraction 0.2 --holdout-out /tmp/gsm8k_budget_holdout.jsonl \
-	  --out classifiers/artifacts/budget
+	$(BIN)/thinkgate train-budget --traces ../shared/data/budget/mip_overthinking \
+	  --datasets gsm8k --holdout-fraction 0.2 --out classifiers/artifacts/budget
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

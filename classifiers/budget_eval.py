@@ -1,11 +1,14 @@
-"""How many thinking tokens predicted budgets save against one fixed budget.
+"""Thinking tokens spent under predicted budgets vs one fixed budget, on natural lengths.
 
-Given the budget predicted for each prompt and the tokens each prompt really needed, the
-evaluation scales all predictions by the one factor that covers ``coverage`` of the rows
-(``needed <= scale * predicted``), finds the single fixed budget with the same coverage,
-and compares what the two spend on average. A ``token_ratio`` below 1 means the predictor
-buys the same coverage with fewer tokens than a fixed budget; only the ranking and the
-relative sizes of the predictions matter, not their unit.
+Given the budget predicted for each prompt and the tokens each prompt really needed (its
+natural length), the evaluation scales all predictions by the one factor that covers
+``coverage`` of the rows (``needed <= scale * predicted``) and finds the single fixed
+budget with the same coverage, i.e. the same truncated share. A model that stops by itself
+spends ``min(needed, budget)``, so that is what is compared: ``spent_ratio`` below 1 means
+the predictor truncates as many rows as the fixed budget while spending fewer tokens.
+``token_ratio`` compares reserved caps (mean budget / fixed budget) and is kept only for
+reference: a cap that is never reached costs nothing. For accuracy against tokens spent,
+use a sweep file (:mod:`classifiers.budget_sweep`).
 
 Example::
 
@@ -13,8 +16,8 @@ Example::
     >>> from classifiers.budget_eval import evaluate_budgets
     >>> needed = np.array([10, 20, 40, 80])
     >>> result = evaluate_budgets(needed / 2, needed, coverage=1.0)
-    >>> (result.scale, result.fixed_budget, result.token_ratio)
-    (2.0, 80.0, 0.46875)
+    >>> (result.scale, result.fixed_budget, result.mean_spent, result.fixed_mean_spent)
+    (2.0, 80.0, 37.5, 37.5)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ __all__ = ["BudgetEvaluation", "evaluate_budgets"]
 
 @dataclass(frozen=True)
 class BudgetEvaluation:
-    """The numbers ``thinkgate eval-budget`` writes, keys as issue 4 names them."""
+    """The numbers ``thinkgate eval-budget --data`` writes."""
 
     n: int
     """Rows evaluated."""
@@ -47,6 +50,16 @@ class BudgetEvaluation:
     """``mean_budget / fixed_budget``: below 1 the predictor spends fewer tokens."""
     target_coverage: float
     """The coverage asked for."""
+    mean_spent: float
+    """Mean of ``min(needed, scaled predicted budget)``: tokens really spent."""
+    truncated_share: float
+    """Share of rows cut by their scaled predicted budget (``1 - coverage``)."""
+    fixed_mean_spent: float
+    """Mean of ``min(needed, fixed_budget)``."""
+    fixed_truncated_share: float
+    """Share of rows cut by the fixed budget."""
+    spent_ratio: float
+    """``mean_spent / fixed_mean_spent``: below 1 the predictor spends fewer tokens."""
 
     def to_dict(self) -> dict[str, float | int]:
         """The evaluation as a JSON-ready dict."""
@@ -96,13 +109,21 @@ def evaluate_budgets(
     fixed_budget = float(np.sort(needed)[k - 1])
     mean_budget = float(budgets.mean())
     token_ratio = mean_budget / fixed_budget if fixed_budget > 0 else math.inf
+    mean_spent = float(np.minimum(needed, budgets).mean())
+    fixed_mean_spent = float(np.minimum(needed, fixed_budget).mean())
+    covered = needed <= budgets * (1 + 1e-12)
     return BudgetEvaluation(
         n=n,
         spearman=_spearman(predicted, needed),
-        coverage=float(np.mean(needed <= budgets * (1 + 1e-12))),
+        coverage=float(np.mean(covered)),
         scale=scale,
         mean_budget=mean_budget,
         fixed_budget=fixed_budget,
         token_ratio=float(token_ratio),
         target_coverage=float(coverage),
+        mean_spent=mean_spent,
+        truncated_share=float(np.mean(~covered)),
+        fixed_mean_spent=fixed_mean_spent,
+        fixed_truncated_share=float(np.mean(needed > fixed_budget)),
+        spent_ratio=mean_spent / fixed_mean_spent if fixed_mean_spent > 0 else math.inf,
     )

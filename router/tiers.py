@@ -49,11 +49,25 @@ class TierBackend(Protocol):
 
 
 _DONE = object()
+
+
+def is_unavailability(exc: BaseException) -> bool:
+    """Whether an exception the engine raised means "this tier cannot serve now" (the
+    cascade may fall back, the client may retry) rather than a bug: out of host or device
+    memory (``torch.OutOfMemoryError``, matched by name so torch is not imported here)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
 T = TypeVar("T")
 
 
 class LocalTier:
-    """An engine in this process; blocking calls run in worker threads, one at a time."""
+    """An engine in this process; blocking calls run in worker threads, one at a time.
+
+    Errors: a timeout, a model not loaded yet or out of memory is `TierUnavailableError`
+    (503 or a fallback); a `ThinkgateError` passes as it is; any other exception is a bug
+    and is raised unchanged (the gateway answers 500 `internal_error` with the request id).
+    """
 
     def __init__(self, name: str, engine: Engine, *, timeout_s: float = 300.0) -> None:
         self.name = name
@@ -104,7 +118,11 @@ class LocalTier:
         except ThinkgateError:
             raise
         except Exception as exc:
-            raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+            # a bug is not an outage: only running out of memory makes the tier unavailable;
+            # anything else goes up as it is and becomes a 500 `internal_error` at the edge
+            if is_unavailability(exc):
+                raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+            raise
 
     def check_fits(self, request: GenerationRequest) -> None:
         """Raise `ContextLengthError` for this request alone, before it joins a batch (an
@@ -168,7 +186,9 @@ class LocalTier:
                 if isinstance(item, ThinkgateError):
                     raise item
                 if isinstance(item, BaseException):
-                    raise TierUnavailableError(self.name, f"{type(item).__name__}: {item}")
+                    if is_unavailability(item):
+                        raise TierUnavailableError(self.name, f"{type(item).__name__}: {item}")
+                    raise item
                 yield cast(StreamEvent, item)
         except TimeoutError:
             raise TierUnavailableError(self.name, "stream stalled") from None

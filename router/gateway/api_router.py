@@ -21,7 +21,7 @@ from router._exceptions import (
     ThinkgateError,
 )
 from router.gateway.access_log import AccessRecord, access_record
-from router.gateway.errors import error_response
+from router.gateway.errors import error_response, internal_error
 from router.gateway.limits import ConcurrencyGate, RateLimits, check_value_limits
 from router.gateway.security import ApiKeys
 from router.gateway.serving import ChatReply, ChatService
@@ -144,26 +144,45 @@ async def _chat_unless_disconnected(
 
 class _GuardedStream:
     """The SSE lines of one answer, counting tokens into ``record``; ``finished`` runs once
-    when the stream ends, fails or is closed (even before its first line)."""
+    when the stream ends, fails or is closed (even before its first line). An unexpected
+    exception after the headers went out ends the stream with an in-band error made by
+    ``on_error`` (the 500 ``internal_error`` naming the request id) and ``[DONE]``."""
 
     def __init__(
-        self, events: AsyncIterator[str], record: AccessRecord, finished: Callable[[], None]
+        self,
+        events: AsyncIterator[str],
+        record: AccessRecord,
+        finished: Callable[[], None],
+        on_error: Callable[[Exception], ThinkgateError],
     ) -> None:
         self.events = events
         self.record = record
         self.finished: Callable[[], None] | None = finished
+        self.on_error = on_error
         self.complete = False
+        self._tail: list[str] = []
+        self._ended = False
 
     def __aiter__(self) -> _GuardedStream:
         return self
 
     async def __anext__(self) -> str:
+        if self._ended:
+            if self._tail:
+                return self._tail.pop(0)
+            raise StopAsyncIteration
         try:
             chunk = await anext(self.events)
         except StopAsyncIteration:
             self.complete = True
             await self.aclose()
             raise
+        except Exception as exc:
+            error = self.on_error(exc)
+            self._ended = True
+            self._tail = ["data: [DONE]\n\n"]
+            await self.aclose()
+            return f"data: {json.dumps(error.to_dict())}\n\n"
         except BaseException:
             await self.aclose()
             raise
@@ -296,7 +315,13 @@ def build_router(
                         after_tasks.add(task)
                         task.add_done_callback(after_tasks.discard)
 
-                events = _GuardedStream(reply.events, record, finished)
+                def stream_failed(exc: Exception) -> ThinkgateError:
+                    error = internal_error(request, exc)
+                    record.error_code = error.code
+                    metrics.errors.labels(error_type=error.error_type).inc()
+                    return error
+
+                events = _GuardedStream(reply.events, record, finished, stream_failed)
                 holding = False  # the stream releases the slot when it ends
                 return SSEResponse(
                     events,
@@ -319,6 +344,12 @@ def build_router(
             record.error_code = exc.code or exc.error_type
             metrics.errors.labels(error_type=exc.error_type).inc()
             return error_response(exc)
+        except Exception as exc:  # a bug, not the client's fault and not an outage
+            error = internal_error(request, exc)
+            status = str(error.status_code)
+            record.error_code = error.code
+            metrics.errors.labels(error_type=error.error_type).inc()
+            return error_response(error)
         finally:
             if holding and gate is not None:
                 gate.release()

@@ -58,9 +58,10 @@ postgresql:
 ## Rebuild the shipped router / budget artifacts from ../shared/data
 train-router: $(STAMP)
 	$(BIN)/thinkgate train-router --outcomes ../shared/data/routing/mmlu/mmlu_*.csv \
+	  ../shared/data/routing/alpaca_eval/alpaca_eval_pairwise.csv \
 	  --weak-column mistralai/Mixtral-8x7B-Instruct-v0.1 --strong-column gpt-4-1106-preview \
 	  --exclude ../shared/data/routing/mmlu/contaminated_prompts.jsonl \
-	  --static-tail-tokens 8 24 --tail-tokens 0 --out classifiers/artifacts/router
+	  --out classifiers/artifacts/router
 
 train-budget: $(STAMP)
 	$(BIN)/thinkgate train-budget --traces ../shared/data/budget/mip_overthinking \

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -211,28 +211,33 @@ class PromptFeaturizer:
         return names
 
     def blocks(
-        self, prompts: Sequence[str], *, show_progress_bar: bool = False
+        self,
+        prompts: Sequence[str],
+        *,
+        show_progress_bar: bool = False,
+        only: Collection[str] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Each feature block separately, float32 ``(n, d_block)``."""
+        """Each feature block separately, float32 ``(n, d_block)``; ``only`` picks some."""
+        wanted = set(self.block_names() if only is None else only)
         out: dict[str, np.ndarray] = {}
-        if self._static is not None:
-            out["static"] = self._static.encode(prompts, show_progress_bar=show_progress_bar)
-        if self._static_tail:
+        bar = show_progress_bar
+        if self._static is not None and "static" in wanted:
+            out["static"] = self._static.encode(prompts, show_progress_bar=bar)
+        if self._static_tail and "static_tail" in wanted:
             out["static_tail"] = np.concatenate(
-                [e.encode(prompts, show_progress_bar=show_progress_bar) for e in self._static_tail],
-                axis=1,
+                [e.encode(prompts, show_progress_bar=bar) for e in self._static_tail], axis=1
             )
-        if self._head is not None:
-            out["head"] = self._head.encode(prompts, show_progress_bar=show_progress_bar)
-        if self._tail is not None:
-            out["tail"] = self._tail.encode(prompts, show_progress_bar=show_progress_bar)
-        if self.config.text_features:
+        if self._head is not None and "head" in wanted:
+            out["head"] = self._head.encode(prompts, show_progress_bar=bar)
+        if self._tail is not None and "tail" in wanted:
+            out["tail"] = self._tail.encode(prompts, show_progress_bar=bar)
+        if self.config.text_features and "text" in wanted:
             out["text"] = text_features(prompts)
-        if self._request is not None or self.config.request_length:
+        if wanted & {"request", "length"}:
             requests = [extract_request(p) for p in prompts]
-            if self._request is not None:
-                out["request"] = self._request.encode(requests, show_progress_bar=show_progress_bar)
-            if self.config.request_length:
+            if self._request is not None and "request" in wanted:
+                out["request"] = self._request.encode(requests, show_progress_bar=bar)
+            if self.config.request_length and "length" in wanted:
                 out["length"] = request_length_features(requests)
         return out
 

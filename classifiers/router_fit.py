@@ -45,6 +45,7 @@ __all__ = [
     "balanced_weights",
     "fit_linear_head",
     "fit_router_from_features",
+    "fold_groups",
     "weighted_quantiles",
 ]
 
@@ -154,6 +155,24 @@ SCORE_QUANTILE_POINTS = 101
 
 MIN_ADAPT_ROWS = 20
 """Fewer labelled rows than this cannot choose an adaptation: the base is kept."""
+
+
+def fold_groups(
+    groups: np.ndarray, sources: np.ndarray, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Validation groups: ``groups`` as given, but a source that is a single group (one
+    file of one prompt type) is dealt at random into ``folds`` groups, so that held-out
+    folds sample every source rather than holding one out whole."""
+    out = np.asarray(groups).astype(np.int64).copy()
+    src = np.asarray(sources)
+    rng = np.random.default_rng(seed)
+    next_id = int(out.max()) + 1 if len(out) else 0
+    for s in np.unique(src):
+        rows = np.flatnonzero(src == s)
+        if len(np.unique(out[rows])) == 1:
+            out[rows] = next_id + rng.permutation(len(rows)) % folds
+            next_id += folds
+    return out
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:

@@ -17,10 +17,13 @@ Example::
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifiers.commands.train_router import add_featurizer_flags
 from classifiers.outcome_flags import add_outcome_flags
+
+if TYPE_CHECKING:
+    from classifiers.outcomes import Outcomes
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,48 +45,61 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_featurizer_flags(parser)
 
 
-def _cross_validate(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+def _cross_validate(args: argparse.Namespace, data: Outcomes) -> dict[str, Any]:
     import sys
 
     import numpy as np
 
-    from classifiers.commands.train_router import featurizer_from_args
+    from classifiers.commands.train_router import featurizer_from_args, outcome_sources
+    from classifiers.evaluation import evaluate_scores
     from classifiers.featurizer import PromptFeaturizer
-    from classifiers.router_training import cross_validate
+    from classifiers.router_fit import fit_router_from_features, fold_groups
+    from classifiers.router_training import group_folds
 
     featurizer = featurizer_from_args(args)
     features = PromptFeaturizer(featurizer).features(data.prompts, show_progress_bar=True)
-    folds = cross_validate(
-        data,
-        featurizer,
-        outer_folds=args.cross_validate,
-        seed=args.seed,
-        features=features,
-        progress=lambda line: print(f"  {line}", file=sys.stderr),
-    )
-    rows = [
-        {"fold": f.fold, "held_out": f.held_out, "selected": f.selected, **f.report.to_json()}
-        for f in folds
-    ]
+    weak, strong = data.normalized()
+    sources = np.array(outcome_sources(data))
+    outer = fold_groups(data.groups, sources, args.cross_validate, args.seed)
+    rows = []
+    for number, (train, test) in enumerate(group_folds(outer, args.cross_validate, args.seed)):
+        router = fit_router_from_features(
+            features[train],
+            weak[train],
+            strong[train],
+            featurizer=featurizer,
+            sources=sources[train],
+            groups=fold_groups(data.groups[train], sources[train], 4, args.seed),
+            folds=4,
+            seed=args.seed,
+        )
+        report = evaluate_scores(router.score_features(features[test]), weak[test], strong[test])
+        held = sorted({data.sources[g].rsplit("/", 1)[-1] for g in np.unique(data.groups[test])})
+        selected = router.metadata["training"]["selected_C"]
+        rows.append({"fold": number, "held_out": held, "selected_C": selected, **report.to_json()})
+        print(
+            f"  fold {number}: n={report.n} APGR {report.apgr:.4f} CPT50 {report.cpt50:.4f} "
+            f"(C={selected:g})",
+            file=sys.stderr,
+        )
     print(
         f"{'fold':>4} {'n':>5} {'weak':>6} {'strong':>6} {'APGR':>6} {'CPT50':>6} "
         f"{'CPT80':>6} {'oracle':>6}  held-out files"
     )
-    for f in folds:
-        r = f.report
-        names = ", ".join(n.rsplit("/", 1)[-1] for n in f.held_out)
+    for row in rows:
         print(
-            f"{f.fold:>4} {r.n:>5} {r.weak_accuracy:6.3f} {r.strong_accuracy:6.3f} "
-            f"{r.apgr:6.3f} {r.cpt50:6.3f} {r.cpt80:6.3f} {r.oracle_apgr:6.3f}  {names}"
+            f"{row['fold']:>4} {row['n']:>5} {row['weak_accuracy']:6.3f} "
+            f"{row['strong_accuracy']:6.3f} {row['apgr']:6.3f} {row['cpt50']:6.3f} "
+            f"{row['cpt80']:6.3f} {row['oracle_apgr']:6.3f}  {', '.join(row['held_out'])}"
         )
-    mean_apgr = float(np.mean([f.report.apgr for f in folds]))
-    mean_cpt50 = float(np.mean([f.report.cpt50 for f in folds]))
+    mean_apgr = float(np.mean([r["apgr"] for r in rows]))
+    mean_cpt50 = float(np.mean([r["cpt50"] for r in rows]))
     print(f"mean APGR {mean_apgr:.3f}, mean CPT(50%) {mean_cpt50:.3f}")
     return {
         "folds": [{k: v for k, v in row.items() if k != "curve"} for row in rows],
         "mean_apgr": mean_apgr,
         "mean_cpt50": mean_cpt50,
-        "mean_cpt80": float(np.mean([f.report.cpt80 for f in folds])),
+        "mean_cpt80": float(np.mean([r["cpt80"] for r in rows])),
         "featurizer": featurizer.to_json(),
     }
 
@@ -112,6 +128,15 @@ def run(args: argparse.Namespace) -> int:
         except RouterArtifactError as exc:
             print(f"eval-router: {exc}", file=sys.stderr)
             return 2
+        overlap = router.training_overlap(data.prompts)
+        n_overlap = None if overlap is None else int(overlap.sum())
+        if n_overlap:
+            print(
+                f"eval-router: WARNING: {n_overlap} of {len(data)} evaluated prompts "
+                f"({n_overlap / len(data):.0%}) are among the router's training prompts: "
+                "this APGR is (partly) in-sample, not a held-out estimate",
+                file=sys.stderr,
+            )
         scores = router.score(data.prompts, show_progress_bar=True)
         try:
             report = evaluate_scores(scores, data.weak, data.strong)
@@ -119,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"eval-router: {exc}", file=sys.stderr)
             return 2
         result = report.to_json()
+        result["training_overlap"] = n_overlap
         if args.plot:
             from classifiers.plots import plot_router_curve
 

@@ -1,12 +1,22 @@
-"""``thinkgate train-router``: train the difficulty router on outcome files.
+"""``thinkgate train-router``: train the difficulty router on outcome files, or adapt one.
+
+Outcome files in one folder are one *source* (a prompt type, e.g. all MMLU domains); every
+source weighs the same in training and in the score quantiles that ``routing.strong_share``
+is calibrated against. Each file is a validation group (a single-file source is split at
+random into ``--folds`` groups). ``--base DIR`` adapts an existing router to labelled prompts
+of a new kind instead (prior on the weights toward the base's; its strength, 0 = keep the
+base, chosen by k-fold on the new prompts; the base's featurizer is used).
 
 Example::
 
-    $ thinkgate train-router --outcomes ../shared/data/routing/mmlu/*.csv \\
+    $ thinkgate train-router --outcomes ../shared/data/routing/mmlu/mmlu_*.csv \\
+          ../shared/data/routing/alpaca_eval/alpaca_eval_pairwise.csv \\
           --weak-column mistralai/Mixtral-8x7B-Instruct-v0.1 \\
           --strong-column gpt-4-1106-preview \\
           --exclude ../shared/data/routing/mmlu/contaminated_prompts.jsonl \\
           --out classifiers/artifacts/router
+    $ thinkgate train-router --outcomes my_traffic.csv --weak-column small_ok \\
+          --strong-column strong_ok --base classifiers/artifacts/router --out my-router
 """
 
 from __future__ import annotations
@@ -18,22 +28,36 @@ from classifiers.outcome_flags import add_outcome_flags
 
 if TYPE_CHECKING:
     from classifiers.featurizer import FeaturizerConfig
+    from classifiers.outcomes import Outcomes
 
 
 def add_featurizer_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags that choose the feature blocks (see ``classifiers.featurizer``)."""
+    """Flags that choose the feature blocks (see ``classifiers.featurizer``).
+
+    The defaults are the shipped router's: the request's MiniLM embedding and length.
+    """
     parser.add_argument(
         "--encoder", default=None, help="sentence-transformers model folder (default: bundled)"
     )
-    parser.add_argument("--static-tokens", type=int, default=512, help="0 disables the block")
+    parser.add_argument(
+        "--request-tokens",
+        type=int,
+        default=256,
+        help="MiniLM embedding of the extracted request, first N tokens (default 256; 0: off)",
+    )
+    parser.add_argument(
+        "--no-request-length", action="store_true", help="leave out the request's log length"
+    )
+    parser.add_argument(
+        "--static-tokens", type=int, default=0, help="static mean of the first N tokens (0: off)"
+    )
     parser.add_argument(
         "--static-tail-tokens",
         type=int,
         nargs="*",
-        default=(8, 24),
+        default=(),
         metavar="N",
-        help="static means over the last N tokens, one per N (default: 8 24; "
-        "the flag with no value disables the block)",
+        help="static means over the last N tokens of the whole prompt, one per N (default: off)",
     )
     parser.add_argument("--head-tokens", type=int, default=0, help="0 disables the block")
     parser.add_argument(
@@ -46,7 +70,7 @@ def add_featurizer_flags(parser: argparse.ArgumentParser) -> None:
         help="transformer layers run for the tail block (default: all)",
     )
     parser.add_argument(
-        "--no-text-features", action="store_true", help="leave out the cheap text features"
+        "--text-features", action="store_true", help="add the cheap whole-prompt text features"
     )
 
 
@@ -54,9 +78,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the flags of ``train-router``."""
     add_outcome_flags(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="router folder to write")
+    parser.add_argument(
+        "--base",
+        default=None,
+        metavar="DIR",
+        help="adapt this router (its featurizer; the featurizer flags are ignored)",
+    )
     add_featurizer_flags(parser)
     parser.add_argument(
-        "--folds", type=int, default=5, help="group k-fold for model selection (default 5)"
+        "--folds", type=int, default=5, help="k-fold for choosing the strength (default 5)"
     )
     parser.add_argument(
         "--C",
@@ -64,39 +94,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         nargs="+",
         default=None,
-        help="inverse regularisation strengths to try (default: 0.0001 0.0003 0.001)",
-    )
-    parser.add_argument(
-        "--margin",
-        type=float,
-        default=0.0,
-        help="label: strong - weak > margin (score units) counts as 'strong needed'",
+        help="inverse regularisation strengths to try (default: 0.0003 0.001 0.003 0.01; "
+        "with --base, of the prior: 0 0.001 0.003 0.01 0.03 0.1)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
 
+def outcome_sources(data: Outcomes) -> list[str]:
+    """Source name of each row: the folder of the file it came from."""
+    from pathlib import Path
+
+    names = [Path(f).resolve().parent.name for f in data.sources]
+    return [names[g] for g in data.groups]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Train, validate by held-out files, calibrate and save a router."""
+    """Train (or adapt), validate by held-out groups, calibrate and save a router."""
     import json
     import shlex
     import sys
     from pathlib import Path
 
+    import numpy as np
+
+    from classifiers.difficulty import DifficultyRouter, RouterArtifactError
+    from classifiers.featurizer import PromptFeaturizer
     from classifiers.outcome_flags import outcomes_from_args
     from classifiers.outcomes import OutcomesError, files_digest
-    from classifiers.router_training import DEFAULT_CANDIDATES, Candidate, train_router
+    from classifiers.router_fit import fit_router_from_features, fold_groups
 
     try:
         data = outcomes_from_args(args)
     except OutcomesError as exc:
         print(f"train-router: {exc}", file=sys.stderr)
         return 2
-    featurizer = featurizer_from_args(args)
-    candidates = (
-        tuple(Candidate(f"logistic-C{c:g}", c) for c in args.c_values)
-        if args.c_values
-        else DEFAULT_CANDIDATES
-    )
+    base = None
+    if args.base:
+        try:
+            base = DifficultyRouter.load(args.base)
+        except RouterArtifactError as exc:
+            print(f"train-router: --base: {exc}", file=sys.stderr)
+            return 2
+    featurizer = base.featurizer_config if base is not None else featurizer_from_args(args)
+    weak, strong = data.normalized()
+    sources = np.array(outcome_sources(data))
     metadata = {
         "training_data": {
             "files": [Path(f).name for f in args.outcomes],
@@ -107,25 +148,41 @@ def run(args: argparse.Namespace) -> int:
             "prompt_column": args.prompt_column,
             "n": len(data),
             "score_kind": data.kind,
-            "weak_mean": float(data.weak.mean()),
-            "strong_mean": float(data.strong.mean()),
+            "weak_mean": float(weak.mean()),
+            "strong_mean": float(strong.mean()),
         },
         "training_command": shlex.join(["thinkgate", *sys.argv[1:]]),
     }
-    print(f"train-router: {len(data)} prompts from {len(args.outcomes)} files", file=sys.stderr)
-    router, summary = train_router(
-        data,
-        featurizer,
-        candidates=candidates,
-        folds=args.folds,
-        margin=args.margin,
-        seed=args.seed,
-        metadata=metadata,
-        progress=lambda line: print(f"  {line}", file=sys.stderr),
-        show_progress_bar=True,
+    print(
+        f"train-router: {len(data)} prompts from {len(args.outcomes)} files, sources "
+        + ", ".join(f"{s} ({int(np.sum(sources == s))})" for s in np.unique(sources)),
+        file=sys.stderr,
     )
+    if base is not None:
+        features = base.features(data.prompts, show_progress_bar=True)
+    else:
+        features = PromptFeaturizer(featurizer).features(data.prompts, show_progress_bar=True)
+    try:
+        router = fit_router_from_features(
+            features,
+            weak,
+            strong,
+            featurizer=featurizer,
+            base=base,
+            sources=sources,
+            groups=fold_groups(data.groups, sources, args.folds, args.seed),
+            prompts=data.prompts,
+            c_values=args.c_values,
+            folds=args.folds,
+            seed=args.seed,
+            metadata=metadata,
+            progress=lambda line: print(f"  {line}", file=sys.stderr),
+        )
+    except ValueError as exc:
+        print(f"train-router: {exc}", file=sys.stderr)
+        return 2
     out = router.save(args.out)
-    print(json.dumps({"out": str(out), **summary.to_json()}, indent=2))
+    print(json.dumps({"out": str(out), **router.metadata["training"]}, indent=2))
     return 0
 
 
@@ -140,5 +197,7 @@ def featurizer_from_args(args: argparse.Namespace) -> FeaturizerConfig:
         head_tokens=args.head_tokens,
         tail_tokens=args.tail_tokens,
         tail_layers=args.tail_layers,
-        text_features=not args.no_text_features,
+        text_features=args.text_features,
+        request_tokens=args.request_tokens,
+        request_length=not args.no_request_length,
     )

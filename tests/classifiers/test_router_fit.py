@@ -5,6 +5,7 @@ Uses the real bundled encoder (all-MiniLM-L6-v2) on short request windows.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -131,3 +132,53 @@ def test_train_from_features_then_adapt_from_a_base(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="weak_scores"):
         fit_router_from_features(x, quiz_weak * 2, quiz_strong, featurizer=FEATURIZER)
+
+
+def _write_outcomes(path: Path, kind: str, n: int, seed: int) -> Path:
+    import csv
+
+    prompts, weak, strong = _prompts(kind, n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "small_ok", "strong_ok"])
+        writer.writerows(zip(prompts, weak, strong, strict=True))
+    return path
+
+
+def test_cli_adapt_with_base_then_eval_warns_on_overlap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from router.cli import main
+
+    quiz = [str(_write_outcomes(tmp_path / "quiz" / f"q{i}.csv", "quiz", 60, i)) for i in (0, 1)]
+    chat = str(_write_outcomes(tmp_path / "chat" / "chat.csv", "chat", 80, 5))
+    columns = ["--weak-column", "small_ok", "--strong-column", "strong_ok"]
+    base, adapted = tmp_path / "base", tmp_path / "adapted"
+    small = ["--request-tokens", "32", "--folds", "3"]
+    assert main(["train-router", "--outcomes", *quiz, *columns, "--out", str(base), *small]) == 0
+    meta = DifficultyRouter.load(base).metadata
+    assert meta["training"]["method"] == "from-scratch"
+    assert meta["training"]["sources"] == {"quiz": 120}
+    argv = ["train-router", "--outcomes", chat, *columns, "--base", str(base), "--out"]
+    assert main([*argv, str(adapted)]) == 0
+    router = DifficultyRouter.load(adapted)
+    assert router.metadata["training"]["method"] == "prior-toward-base"
+    assert router.featurizer_id == DifficultyRouter.load(base).featurizer_id
+    capsys.readouterr()
+    out = tmp_path / "eval.json"
+    argv = ["eval-router", "--router", str(adapted), "--outcomes", chat, *columns, "--json"]
+    assert main([*argv, str(out)]) == 0
+    assert "80 of 80 evaluated prompts" in capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["training_overlap"] == 80 and 0.0 <= report["apgr"] <= 1.5
+    fresh = tmp_path / "fresh.csv"
+    rows = [f"Plan a garden with {i} rose bushes,{i % 2},1" for i in range(40)]
+    fresh.write_text("prompt,small_ok,strong_ok\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    argv = ["eval-router", "--router", str(adapted), "--outcomes", str(fresh), *columns, "--json"]
+    assert main([*argv, str(out)]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    assert json.loads(out.read_text())["training_overlap"] == 0
+    bad = ["train-router", "--outcomes", chat, *columns, "--base", str(tmp_path), "--out"]
+    assert main([*bad, str(tmp_path / "x")]) == 2
+    assert "--base" in capsys.readouterr().err

@@ -39,7 +39,9 @@ def from_log(args: argparse.Namespace) -> int:
     )
     held = rows.subset(rows.holdout)
     store.close()
-    if len(held) < 2 or float(held.strong.mean()) == float(held.weak.mean()):
+    from router.learning.promotion import MIN_GAP
+
+    if len(held) < 2 or float(held.strong.mean() - held.weak.mean()) < MIN_GAP:
         print(
             f"eval-router: {len(held)} held-out labelled records, too few or without a "
             "quality gap to compute APGR",

@@ -49,8 +49,10 @@ class LogRows:
     def __len__(self) -> int:
         return len(self.request_ids)
 
-    def subset(self, mask: np.ndarray) -> LogRows:
-        index = np.flatnonzero(mask)
+    def subset(self, rows: np.ndarray) -> LogRows:
+        """The rows selected by a boolean mask, or at integer positions (in that order)."""
+        rows = np.asarray(rows)
+        index = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
         return LogRows(
             [self.request_ids[i] for i in index],
             self.features[index],

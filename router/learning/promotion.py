@@ -27,7 +27,10 @@ from router.learning.reload import pack_folder, unpack_artifact
 from router.learning.store import LearningStore
 
 MIN_COMPARE = 10
-"""Fewest held-out labelled records (with a quality gap) a comparison needs."""
+"""Fewest held-out labelled records a comparison needs."""
+MIN_GAP = 0.05
+"""Smallest mean(strong - weak) for APGR to mean anything: with preference labels
+(weak = 1 - strong) a balanced set has no gap and APGR divides by about zero."""
 
 
 class PromotionRefused(Exception):
@@ -77,8 +80,10 @@ def compare_routers(
     rows_a = rows_a.subset(np.isin(rows_a.request_ids, common))
     order_c, order_a = np.argsort(rows_c.request_ids), np.argsort(rows_a.request_ids)
     rows_c, rows_a = rows_c.subset(order_c), rows_a.subset(order_a)
-    detail: dict[str, Any] = {"n_holdout": len(common), "holdout_fraction": holdout_fraction}
-    if len(common) < MIN_COMPARE or float(np.mean(rows_c.strong - rows_c.weak)) == 0.0:
+    detail: dict[str, Any] = {"n_holdout": len(rows_c), "holdout_fraction": holdout_fraction}
+    gap = float(np.mean(rows_c.strong - rows_c.weak)) if common else 0.0
+    detail["quality_gap"] = gap
+    if len(common) < MIN_COMPARE or gap < MIN_GAP:
         detail["comparable"] = False
         return detail
     detail["comparable"] = True
@@ -111,8 +116,8 @@ def promote_router(
         if not detail["comparable"]:
             raise PromotionRefused(
                 f"cannot compare with the active router {active_version}: only "
-                f"{detail['n_holdout']} held-out labelled records (need {MIN_COMPARE}, with a "
-                "quality gap); collect more labels or pass --force",
+                f"{detail['n_holdout']} held-out labelled records (need {MIN_COMPARE}, with "
+                f"mean strong - weak >= {MIN_GAP}); collect more labels or pass --force",
                 detail,
             )
         if detail["challenger"]["apgr"] < detail["active"]["apgr"]:

@@ -143,7 +143,7 @@ async def _chat_unless_disconnected(
 
 
 class _GuardedStream:
-    """The SSE lines of one answer, counting tokens into ``record``; ``finished`` runs once
+    """The SSE lines of one answer; ``finished`` runs once
     when the stream ends, fails or is closed (even before its first line). An unexpected
     exception after the headers went out ends the stream with an in-band error made by
     ``on_error`` (the 500 ``internal_error`` naming the request id) and ``[DONE]``."""
@@ -186,20 +186,7 @@ class _GuardedStream:
         except BaseException:
             await self.aclose()
             raise
-        self._count(chunk)
         return chunk
-
-    def _count(self, chunk: str) -> None:
-        """Token counts from the chunks: the usage chunk when the client asked for one,
-        else one completion token per content chunk (engines stream token by token)."""
-        if not chunk.startswith("data: {") or '"role":"assistant"' in chunk:
-            return
-        if '"usage":{' in chunk:
-            usage = json.loads(chunk[6:]).get("usage") or {}
-            self.record.prompt_tokens = int(usage.get("prompt_tokens", 0))
-            self.record.completion_tokens = int(usage.get("completion_tokens", 0))
-        elif '"content"' in chunk or '"reasoning_content"' in chunk:
-            self.record.completion_tokens = (self.record.completion_tokens or 0) + 1
 
     async def aclose(self) -> None:
         finished, self.finished = self.finished, None
@@ -309,6 +296,10 @@ def build_router(
                 def finished() -> None:
                     if gate is not None:
                         gate.release()
+                    # the answer's real usage (not its chunk count: a replayed escalation
+                    # answer or an upstream delta carries many tokens per chunk)
+                    record.prompt_tokens = reply.usage.prompt_tokens
+                    record.completion_tokens = reply.usage.completion_tokens
                     charge(key, record, estimate)
                     if reply.after is not None and not record.disconnected:
                         task = asyncio.ensure_future(reply.after())

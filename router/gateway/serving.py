@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,10 +53,22 @@ ROUTED_MODELS = ("auto", "small", "strong")
 
 
 @dataclass
+class StreamUsage:
+    """The tokens of a streamed answer, filled in as it ends (also when the client left
+    early): what the rate limits charge and the access log shows, whether or not the client
+    asked for a usage chunk. ``prompt_tokens`` is None when no tier reported it."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int = 0
+
+
+@dataclass
 class ChatReply:
     headers: dict[str, str] = field(default_factory=dict)
     body: ChatCompletionResponse | None = None
     events: AsyncIterator[str] | None = None
+    usage: StreamUsage = field(default_factory=StreamUsage)
+    """For ``events``: the stream's real token counts once it has ended."""
     route: str = "none"
     after: Callable[[], Awaitable[None]] | None = None
     """Work to run once the client has the whole answer (learning: shadow + judge)."""
@@ -296,6 +309,7 @@ class ChatService:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         trace = routing_trace(decision) if self.config.gateway.include_routing_body else None
         on_complete, after = self._stream_learning(creq, decision, key_id, model, started)
+        usage = StreamUsage()
         sse = _sse_events(
             first,
             iterator,
@@ -306,10 +320,12 @@ class ChatService:
             include_usage=include_usage,
             trace=trace,
             on_complete=on_complete,
+            usage=usage,
         )
         return ChatReply(
             headers=routing_headers(decision, model),
             events=sse,
+            usage=usage,
             route=decision.route,
             after=after,
         )
@@ -363,7 +379,11 @@ async def _sse_events(
     include_usage: bool,
     trace: RoutingTrace | None,
     on_complete: Callable[[int, dict[int, Completion]], None] | None = None,
+    usage: StreamUsage | None = None,
 ) -> AsyncIterator[str]:
+    """The SSE lines of one answer. ``usage`` gets the answer's real token counts when the
+    stream ends: the engines' counts for finished choices; for a choice cut short (client
+    gone, error), the larger of its events and a quarter of its characters."""
     created = int(time.time())
     yield _chunk(
         request_id,
@@ -375,7 +395,19 @@ async def _sse_events(
         routing=trace,
     )
     prompt_tokens = 0
+    prompt_seen = False
     completions: dict[int, Completion] = {}
+    partial: dict[int, tuple[int, int]] = {}  # index -> (events, characters) so far
+
+    def fill_usage() -> None:
+        if usage is None:
+            return
+        counted = sum(c.completion_tokens for c in completions.values())
+        for index, (events, chars) in partial.items():
+            if index not in completions:
+                counted += max(events, math.ceil(chars / 4))
+        usage.prompt_tokens = prompt_tokens if prompt_seen else None
+        usage.completion_tokens = counted
 
     async def all_events() -> AsyncIterator[StreamEvent]:
         if first is not None:
@@ -386,9 +418,13 @@ async def _sse_events(
     try:
         async for event in all_events():
             if event.prompt_tokens is not None:
-                prompt_tokens = event.prompt_tokens
+                prompt_tokens, prompt_seen = event.prompt_tokens, True
             if event.completion is not None:
                 completions[event.index] = event.completion
+            if event.content or event.reasoning:
+                events, chars = partial.get(event.index, (0, 0))
+                text = len(event.content or "") + len(event.reasoning or "")
+                partial[event.index] = (events + 1, chars + text)
             if event.content or event.reasoning or event.finish_reason or event.logprobs:
                 delta = DeltaMessage(
                     content=event.content or None, reasoning_content=event.reasoning or None
@@ -411,16 +447,18 @@ async def _sse_events(
         yield f"data: {json.dumps(exc.to_dict())}\n\n"
         yield "data: [DONE]\n\n"
         return
+    finally:
+        fill_usage()  # also when the client went away and the stream was closed
     if on_complete is not None:
         on_complete(prompt_tokens, completions)
     if include_usage:
         completion_tokens = sum(c.completion_tokens for c in completions.values())
         reasoning = sum(c.reasoning_tokens for c in completions.values())
-        usage = Usage(
+        final = Usage(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
             completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning),
         )
-        yield _chunk(request_id, model, created, choices=[], usage=usage)
+        yield _chunk(request_id, model, created, choices=[], usage=final)
     yield "data: [DONE]\n\n"

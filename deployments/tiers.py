@@ -1,7 +1,9 @@
 """A model tier as a Ray Serve deployment, and `ServeTier`, the cascade's view of its handle.
 
-`TierServer` loads one engine per replica and batches concurrent ``generate`` calls with
-``@serve.batch`` (size and wait from the tier's config). `ServeTier` turns handle failures into
+`TierServer` loads one engine per replica and hands every call straight to it: the
+transformers engine batches concurrent calls at each decoding step (continuous batching,
+`router.engines.scheduler`; ``max_batch_size`` caps the rows decoded together), so no call
+waits for a batch to form. `ServeTier` turns handle failures into
 `TierUnavailableError` values (503 + ``Retry-After`` at the edge, or a fallback to the other
 tier for ``auto``), retries a call once when its replica died before answering, and never
 waits longer than the tier's timeout.
@@ -24,11 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import (
     BackPressureError,
@@ -45,8 +45,6 @@ from router.tiers import LocalTier, is_unavailability
 
 log = logging.getLogger("thinkgate.deployments")
 
-BATCH_HISTORY = 256
-"""How many recent batch sizes a replica remembers (`TierServer.batch_sizes`)."""
 READY_TIMEOUT_S = 3.0
 """Longest a readiness probe waits for a tier (probes must answer fast, even under load)."""
 
@@ -62,40 +60,30 @@ class TierServer:
 
     def __init__(self, tier: str, config: dict[str, Any]) -> None:
         from router.engines.factory import create_engine
+        from router.engines.transformers_engine import TransformersEngine
 
         cfg = ThinkgateConfig.model_validate(config)
         tier_cfg = cfg.small if tier == "small" else cfg.strong
         self.tier = tier
-        self.local = LocalTier(
-            tier, create_engine(tier_cfg.engine), timeout_s=tier_cfg.deployment.timeout_s
-        )
+        engine = create_engine(tier_cfg.engine)
+        if isinstance(engine, TransformersEngine):
+            # Continuous batching: at most this many rows decode together.
+            engine.max_batch_rows = tier_cfg.deployment.max_batch_size
+        self.local = LocalTier(tier, engine, timeout_s=tier_cfg.deployment.timeout_s)
         self.local.load()
-        self._batched.set_max_batch_size(tier_cfg.deployment.max_batch_size)
-        self._batched.set_batch_wait_timeout_s(tier_cfg.deployment.batch_wait_timeout_s)
-        self._batch_sizes: deque[int] = deque(maxlen=BATCH_HISTORY)
         log.info("tier %s ready: %s", tier, self.local.model_name)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        # A request that cannot fit is refused here, alone, before it joins a batch.
-        self.local.check_fits(request)
-        outcome: GenerationResult | ThinkgateError = await self._batched(request)
-        if isinstance(outcome, ThinkgateError):
-            raise outcome
-        return outcome
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def _batched(
-        self, requests: list[GenerationRequest]
-    ) -> list[GenerationResult | ThinkgateError]:
-        # One engine call for the whole batch: rows are left-padded and decoded together,
-        # each with its own sampling settings (router.engines.hf_decoding); each request
-        # gets its own result or error.
-        self._batch_sizes.append(len(requests))
-        return await self.local.generate_batch(requests)
+        # Dispatched at once: the engine admits the request into its running batch at the
+        # next decoding step (an idle replica starts it immediately), so there is no batch
+        # wait here. A request that cannot fit is refused alone (ContextLengthError).
+        return await self.local.generate(request)
 
     def batch_sizes(self) -> list[int]:
-        """Sizes of this replica's recent ``generate`` batches, oldest first."""
-        return list(self._batch_sizes)
+        """Requests in the running batch at this replica's recent decoding steps, oldest
+        first (empty for engines that do not batch in process)."""
+        scheduler = getattr(self.local.engine, "scheduler", None)
+        return list(scheduler.batch_history) if scheduler is not None else []
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         async for event in self.local.stream(request):

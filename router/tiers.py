@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, cast
 
 from router._exceptions import ContextLengthError, ThinkgateError, TierUnavailableError
@@ -61,8 +62,14 @@ def is_unavailability(exc: BaseException) -> bool:
 T = TypeVar("T")
 
 
+MAX_WAITING_CALLS = 256
+"""Engine calls of one tier in flight at once (threads that mostly wait on the engine)."""
+
+
 class LocalTier:
-    """An engine in this process; blocking calls run in worker threads, one at a time.
+    """An engine in this process; its blocking calls run in this tier's worker threads, all
+    at once (engines are thread-safe: the transformers engine batches concurrent calls at
+    every decoding step, the openai engine sends them upstream in parallel).
 
     Errors: a timeout, a model not loaded yet or out of memory is `TierUnavailableError`
     (503 or a fallback); a `ThinkgateError` passes as it is; any other exception is a bug
@@ -75,6 +82,9 @@ class LocalTier:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._loaded = False
+        self._pool = ThreadPoolExecutor(MAX_WAITING_CALLS, thread_name_prefix=f"tier-{name}")
+        self._in_flight = 0
+        """Engine calls running now (changed on the event loop only)."""
 
     @property
     def model_name(self) -> str:
@@ -82,7 +92,7 @@ class LocalTier:
 
     def busy(self) -> bool:
         """True while the engine is working (learning's shadow answers skip a busy tier)."""
-        return self._lock.locked()
+        return self._in_flight > 0
 
     def load(self) -> None:
         with self._lock:
@@ -97,21 +107,19 @@ class LocalTier:
         if not self._loaded:
             return False
         try:
-            await asyncio.to_thread(self._locked, self.engine.check_health)
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.check_health)
         except Exception:  # a broken model is "not ready", whatever it raised
             return False
         return True
 
-    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._lock:
-            return fn(*args)
-
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if not self._loaded:
             raise TierUnavailableError(self.name, "model not loaded yet")
+        self._in_flight += 1
         try:
+            loop = asyncio.get_running_loop()
             return await asyncio.wait_for(
-                asyncio.to_thread(self._locked, fn, *args), timeout=self.timeout_s
+                loop.run_in_executor(self._pool, fn, *args), timeout=self.timeout_s
             )
         except TimeoutError:
             raise TierUnavailableError(self.name, f"timed out after {self.timeout_s:g}s") from None
@@ -123,6 +131,8 @@ class LocalTier:
             if is_unavailability(exc):
                 raise TierUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
             raise
+        finally:
+            self._in_flight -= 1
 
     def check_fits(self, request: GenerationRequest) -> None:
         """Raise `ContextLengthError` for this request alone, before it joins a batch (an
@@ -162,22 +172,23 @@ class LocalTier:
         cancelled = threading.Event()
 
         def produce() -> None:
-            with self._lock:
-                iterator: Iterator[StreamEvent] = self.engine.stream(request)
-                try:
-                    for event in iterator:
-                        if cancelled.is_set():
-                            break
-                        loop.call_soon_threadsafe(queue.put_nowait, event)
-                except BaseException as exc:  # handed to the consumer, which re-raises
-                    loop.call_soon_threadsafe(queue.put_nowait, exc)
-                finally:
-                    close = getattr(iterator, "close", None)
-                    if close is not None:
-                        close()
-                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            iterator: Iterator[StreamEvent] | None = None
+            try:
+                iterator = self.engine.stream(request)
+                for event in iterator:
+                    if cancelled.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except BaseException as exc:  # handed to the consumer, which re-raises
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()  # a closed transformers stream frees its rows at the next step
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        worker = asyncio.create_task(asyncio.to_thread(produce))
+        worker = asyncio.ensure_future(loop.run_in_executor(self._pool, produce))
+        self._in_flight += 1
         try:
             while True:
                 item = await asyncio.wait_for(queue.get(), timeout=self.timeout_s)
@@ -193,5 +204,6 @@ class LocalTier:
         except TimeoutError:
             raise TierUnavailableError(self.name, "stream stalled") from None
         finally:
+            self._in_flight -= 1
             cancelled.set()
             await asyncio.shield(worker)

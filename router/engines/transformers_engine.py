@@ -1,10 +1,13 @@
-"""In-process engine over a Hugging Face causal LM (CPU or CUDA), batched.
+"""In-process engine over a Hugging Face causal LM (CPU or CUDA), continuously batched.
 
 Loads from a local ``save_pretrained`` folder, a hub id, a ``.gguf`` file (or a folder plus
 ``gguf_file``), or ``embedded:gemma3-270m`` (`router.engines.embedded`); optionally puts a
 PEFT adapter on top. Prompts go through the chat template (`router.engines.chat_template`);
-decoding is `router.engines.hf_decoding`, with budget forcing by
-`router.engines.thinking.ThinkingBudgetProcessor`.
+decoding is iteration-level batching (`router.engines.scheduler`): ``generate_each`` and
+``stream`` may be called from many threads at once, and every request joins the one running
+batch at the next step and leaves it when done (a closed stream frees its rows at the next
+step). Rows are `router.engines.hf_decoding` rows, sampled by `router.engines.sampler`, with
+budget forcing by `router.engines.thinking.ThinkingBudgetProcessor`.
 
 Semantics worth knowing:
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -60,10 +64,12 @@ from router.engines.base import (
 from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
 from router.engines.embedded import is_embedded, resolve_embedded
 from router.engines.hf_decoding import RowDelta, RowSpec, cache_kwarg_of, decode_rows
+from router.engines.scheduler import DecodingOptions, StepScheduler, Ticket
 
 logger = logging.getLogger("thinkgate.engines.transformers")
 
 _HEALTH_PROBE = "Hello"
+DEFAULT_MAX_BATCH_ROWS = 16
 
 
 def _source(config: EngineConfig) -> tuple[str, str | None]:
@@ -94,6 +100,9 @@ class TransformersEngine:
         self._banned: tuple[int, ...] = ()
         self._cache_kwarg = "past_key_values"
         self._load_lock = threading.Lock()
+        self._scheduler: StepScheduler | None = None
+        self.max_batch_rows = DEFAULT_MAX_BATCH_ROWS
+        """Most rows (choices) decoded together; set before `load`."""
 
     @property
     def model_name(self) -> str:
@@ -158,6 +167,18 @@ class TransformersEngine:
         self._eos = self._eos_ids(model, tokenizer)
         self._skip, self._banned = self._marker_tokens(tokenizer)
         self._cache_kwarg = cache_kwarg_of(model)
+        self._scheduler = StepScheduler(
+            model,
+            tokenizer,
+            DecodingOptions(
+                markers=self.config.thinking,
+                eos_ids=self._eos,
+                skip_ids=self._skip,
+                banned_when_not_thinking=self._banned,
+                cache_kwarg=self._cache_kwarg,
+                max_rows=self.max_batch_rows,
+            ),
+        )
         logger.info("loaded %s in %.1f s", self._name, time.monotonic() - started)
 
     def _with_adapter(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -258,7 +279,17 @@ class TransformersEngine:
         ]
         return prompt, specs
 
-    def _decode(self, specs: Sequence[RowSpec]) -> Iterator[list[RowDelta]]:
+    @property
+    def scheduler(self) -> StepScheduler:
+        """The continuous-batching scheduler (`router.engines.scheduler`)."""
+        self._require_loaded()
+        assert self._scheduler is not None
+        return self._scheduler
+
+    def decode_static(self, specs: Sequence[RowSpec]) -> Iterator[list[RowDelta]]:
+        """Decode ``specs`` as one static batch, outside the scheduler (the pre-continuous
+        batching loop, kept as the baseline of ``bench/mixed_load.py``)."""
+        self._require_loaded()
         return decode_rows(
             self._model,
             self._tokenizer,
@@ -274,33 +305,39 @@ class TransformersEngine:
         return results_or_raise(self.generate_each(requests))
 
     def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
-        self._require_loaded()
+        """Each request joins the running batch at the next step (thread-safe: concurrent
+        callers share the batch) and leaves it when done."""
+        scheduler = self.scheduler
         outcomes: list[Outcome | None] = [None] * len(requests)
-        prompts: dict[int, RenderedPrompt] = {}
-        specs: list[RowSpec] = []
-        owners: list[int] = []
+        pending: list[tuple[int, RenderedPrompt, Ticket, list[Completion | None]]] = []
         for index, request in enumerate(requests):
             try:
-                prompt, rows = self._specs(request)
+                prompt, specs = self._specs(request)
             except ThinkgateError as exc:  # refused alone, before batching
                 outcomes[index] = exc
                 continue
-            prompts[index] = prompt
-            specs.extend(rows)
-            owners.extend([index] * len(rows))
-        completions: list[Completion | None] = [None] * len(specs)
-        if specs:
-            for deltas in self._decode(specs):
+            completions: list[Completion | None] = [None] * len(specs)
+
+            def collect(
+                deltas: list[RowDelta], into: list[Completion | None] = completions
+            ) -> None:
                 for delta in deltas:
                     if delta.completion is not None:
-                        completions[delta.row] = delta.completion
-        for index, prompt in prompts.items():
-            outcomes[index] = GenerationResult(self._name, len(prompt.ids))
-        for owner, completion in zip(owners, completions, strict=True):
-            result = outcomes[owner]
-            if completion is None or not isinstance(result, GenerationResult):
-                raise RuntimeError("decoding ended without finishing a row")
-            result.choices.append(completion)
+                        into[delta.row] = delta.completion
+
+            pending.append((index, prompt, scheduler.submit(specs, collect), completions))
+        try:
+            for index, prompt, ticket, completions in pending:
+                ticket.done.wait()
+                if ticket.error is not None:
+                    raise RuntimeError(f"decoding failed: {ticket.error}") from ticket.error
+                if any(c is None for c in completions):
+                    raise RuntimeError("decoding ended without finishing a row")
+                choices = [c for c in completions if c is not None]
+                outcomes[index] = GenerationResult(self._name, len(prompt.ids), choices)
+        finally:
+            for _, _, ticket, _ in pending:
+                ticket.cancel()  # no-op for finished ones; frees the rest if we failed
         return [o for o in outcomes if o is not None]
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
@@ -309,28 +346,38 @@ class TransformersEngine:
         return self._stream(prompt, specs)
 
     def _stream(self, prompt: RenderedPrompt, specs: list[RowSpec]) -> Iterator[StreamEvent]:
+        steps: queue.SimpleQueue[list[RowDelta]] = queue.SimpleQueue()
+        ticket = self.scheduler.submit(specs, steps.put)
         first = True
+        open_rows = len(specs)
         # Logprobs of tokens whose text is held back (incomplete UTF-8, a possible stop or
         # marker) ride on the row's next event.
         pending: dict[int, list[TokenLogprob]] = {}
-        for deltas in self._decode(specs):
-            for delta in deltas:
-                waiting = pending.setdefault(delta.row, [])
-                waiting.extend(delta.logprobs)
-                if not (delta.content or delta.reasoning or delta.completion or first):
-                    continue
-                done = delta.completion
-                yield StreamEvent(
-                    index=delta.row,
-                    content=delta.content,
-                    reasoning=delta.reasoning,
-                    logprobs=tuple(waiting),
-                    finish_reason=done.finish_reason if done else None,
-                    completion=done,
-                    prompt_tokens=len(prompt.ids) if first else None,
-                )
-                waiting.clear()
-                first = False
+        try:
+            while open_rows:
+                deltas = steps.get()
+                if ticket.error is not None:
+                    raise RuntimeError(f"decoding failed: {ticket.error}") from ticket.error
+                for delta in deltas:
+                    waiting = pending.setdefault(delta.row, [])
+                    waiting.extend(delta.logprobs)
+                    if not (delta.content or delta.reasoning or delta.completion or first):
+                        continue
+                    done = delta.completion
+                    open_rows -= done is not None
+                    yield StreamEvent(
+                        index=delta.row,
+                        content=delta.content,
+                        reasoning=delta.reasoning,
+                        logprobs=tuple(waiting),
+                        finish_reason=done.finish_reason if done else None,
+                        completion=done,
+                        prompt_tokens=len(prompt.ids) if first else None,
+                    )
+                    waiting.clear()
+                    first = False
+        finally:
+            ticket.cancel()  # the consumer left (or finished): free the rows at the next step
 
     # -- scoring -------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Dynamic batching and health checks of a tier replica on real local Ray Serve.
 
-- concurrent requests are generated in one engine batch (the replica's recent batch sizes,
-  `TierServer.batch_sizes`), each with its own sampling settings, and each answer equals
-  the answer to the same request sent alone;
+- concurrent requests share decoding steps (continuous batching: the replica's requests per
+  recent step, `TierServer.batch_sizes`), each with its own sampling settings, and each
+  answer equals the answer to the same request sent alone;
+- one over-long request among 16 concurrent ones fails alone;
 - streams stay per request while batches run beside them;
 - a replica whose model breaks fails `check_health` and Serve replaces it.
 """
@@ -75,15 +76,16 @@ def recent_batch_sizes() -> list[int]:
     return sizes
 
 
-def test_concurrent_requests_are_one_batch_each_with_its_settings(base_url: str) -> None:
+def test_concurrent_requests_share_decoding_steps_each_with_its_settings(base_url: str) -> None:
     before = len(recent_batch_sizes())
     with concurrent.futures.ThreadPoolExecutor(len(SETTINGS)) as pool:
         together = list(pool.map(lambda a: chat(base_url, *a), enumerate(SETTINGS)))
     sizes = recent_batch_sizes()[before:]
-    print(f"\nbatch sizes of {len(SETTINGS)} concurrent requests: {sizes}")
-    assert sum(sizes) == len(SETTINGS) and max(sizes) > 1, sizes
+    print(f"\nrequests per decoding step, {len(SETTINGS)} concurrent requests: {sizes}")
+    assert max(sizes) > 1, sizes
+    before = len(recent_batch_sizes())
     alone = [chat(base_url, i, s) for i, s in enumerate(SETTINGS)]
-    assert recent_batch_sizes()[-len(SETTINGS) :] == [1] * len(SETTINGS)
+    assert set(recent_batch_sizes()[before:]) == {1}
     for settings, a, b in zip(SETTINGS, together, alone, strict=True):
         texts_a = [c["message"]["content"] for c in a["choices"]]
         texts_b = [c["message"]["content"] for c in b["choices"]]

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, cast
 
-from router._exceptions import ContextLengthError, ThinkgateError, TierUnavailableError
+from router._exceptions import ThinkgateError, TierUnavailableError
 from router.engines.base import (
     ChatMessage,
     Engine,
@@ -91,8 +91,9 @@ class LocalTier:
         return self.engine.model_name
 
     def busy(self) -> bool:
-        """True while the engine is working (learning's shadow answers skip a busy tier)."""
-        return self._in_flight > 0
+        """True while the engine is answering or loading (learning's shadow answers skip a
+        busy tier)."""
+        return self._in_flight > 0 or self._lock.locked()
 
     def load(self) -> None:
         with self._lock:
@@ -133,20 +134,6 @@ class LocalTier:
             raise
         finally:
             self._in_flight -= 1
-
-    def check_fits(self, request: GenerationRequest) -> None:
-        """Raise `ContextLengthError` for this request alone, before it joins a batch (an
-        engine refuses a whole batch when one row does not fit)."""
-        context = self.engine.context_length
-        if not self._loaded or context <= 0 or request.continue_final_message:
-            return
-        params = request.params
-        prompt = self.engine.count_prompt_tokens(request.messages, thinking=params.thinking)
-        if prompt + params.max_tokens > context:
-            raise ContextLengthError(
-                f"the prompt ({prompt} tokens) plus max_tokens ({params.max_tokens}) exceeds "
-                f"the context length of {self.model_name} ({context} tokens)"
-            )
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         [outcome] = await self.generate_batch([request])

@@ -25,11 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-router": ("router.commands.eval_router", "APGR / CPT of a router on outcomes"),
     "calibrate": ("classifiers.commands.calibrate", "threshold for a target strong-call share"),
     "bench-router": ("classifiers.commands.bench_router", "router latency and throughput"),
-    "train-budget": ("classifiers.commands.train_budget", "train the complexity predictor"),
+    "train-budget": ("router.commands.train_budget_log", "train the complexity predictor"),
     "eval-budget": ("classifiers.commands.eval_budget", "evaluate thinking budgets"),
     "train-selfref": ("router.commands.train_selfref", "train Self-REF confidence tokens"),
     "calibrate-escalation": (
-        "router.commands.calibrate_escalation",
+        "router.commands.calibrate_escalation_log",
         "escalation threshold for a target escalation rate",
     ),
     "eval-escalation": ("router.commands.eval_escalation", "AUROC of escalation scorers"),

@@ -31,6 +31,8 @@ def add_from_log(parser: argparse.ArgumentParser, inner: str) -> None:
         "sqlite:///~/.cache/thinkgate/learning.db or postgresql+psycopg://...) instead of "
         "files; held-out records (by request-id hash) are never trained on",
     )
+    if "--holdout-fraction" in parser._option_string_actions:
+        return
     parser.add_argument(
         "--holdout-fraction",
         type=float,

@@ -130,3 +130,108 @@ def apgr_of(scores: np.ndarray, rows: LogRows) -> dict[str, Any]:
     out = report.to_json()
     out.pop("curve", None)
     return out
+
+
+@dataclass
+class SmallAnswerRows:
+    """Small-tier answers with their serving-time uncertainty and a label (small_ok)."""
+
+    uncertainties: list[float]
+    ok: list[bool]
+    scorer: str | None
+
+
+def small_answer_rows(store: LearningStore, *, holdout_fraction: float = 0.0) -> SmallAnswerRows:
+    """Answers the small tier gave (not escalated) with an uncertainty and a label: the
+    judge's ``small_ok``, else feedback (``score >= 0.5``). Answers escalated under the
+    tau in force are not in the log (their small answer was replaced), so calibrate on
+    traffic served with a high tau, or expect a tau biased upward."""
+    values: list[float] = []
+    ok: list[bool] = []
+    scorers: set[str] = set()
+    for record, labels in store.labelled_records():
+        if record["route"] != "small" or record["uncertainty"] is None:
+            continue
+        if holdout_fraction and is_holdout(record["request_id"], holdout_fraction):
+            continue
+        flags = [lab["small_ok"] for lab in labels if lab["small_ok"] is not None]
+        if not flags:
+            continue
+        values.append(float(record["uncertainty"]))
+        ok.append(bool(flags[0]))
+        if record["escalation_scorer"]:
+            scorers.add(str(record["escalation_scorer"]))
+    return SmallAnswerRows(values, ok, ",".join(sorted(scorers)) or None)
+
+
+def tau_for_error(uncertainties: Sequence[float], ok: Sequence[bool], error: float) -> float:
+    """The largest tau whose kept answers (``u <= tau``) are wrong at most ``error`` of
+    the time; keeps as many small answers as that allows (0 when none can be kept)."""
+    pairs = sorted(zip(uncertainties, ok, strict=True))
+    best = 0.0
+    wrong = 0
+    for kept, (u, right) in enumerate(pairs, start=1):
+        wrong += not right
+        tie_next = kept < len(pairs) and pairs[kept][0] == u
+        if not tie_next and wrong / kept <= error:
+            best = u
+    return best
+
+
+@dataclass
+class BudgetRows:
+    features: np.ndarray
+    lengths: np.ndarray
+    censored: np.ndarray
+    request_ids: list[str]
+    tokenizer: str
+    skipped: int
+
+
+def budget_rows(
+    store: LearningStore,
+    n_features: int,
+    compute: Callable[[list[str]], np.ndarray] | None = None,
+    *,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+) -> BudgetRows:
+    """Strong-tier answers with a thinking budget: reasoning tokens in the strong model's
+    own tokenizer; a force-closed answer is censored (its natural length is at least what
+    it spent). Held-out request ids are left out."""
+    features: list[np.ndarray | None] = []
+    texts: list[str | None] = []
+    lengths: list[float] = []
+    censored: list[bool] = []
+    ids: list[str] = []
+    models: set[str] = set()
+    skipped = 0
+    for record in store.decisions():
+        if record["tier"] != "strong" or record["thinking_budget"] is None:
+            continue
+        if is_holdout(record["request_id"], holdout_fraction):
+            continue
+        vector = unpack(record["budget_features"])
+        if vector is not None and len(vector) != n_features:
+            vector = None
+        if vector is None and (record["prompt_text"] is None or compute is None):
+            skipped += 1
+            continue
+        features.append(vector)
+        texts.append(record["prompt_text"])
+        lengths.append(float(record["reasoning_tokens"]))
+        censored.append(bool(record["forced_close"]))
+        ids.append(record["request_id"])
+        models.add(str(record["answer_model"]))
+    missing = [i for i, v in enumerate(features) if v is None]
+    if missing and compute is not None:
+        for i, row in zip(missing, compute([str(texts[i]) for i in missing]), strict=True):
+            features[i] = np.asarray(row, dtype=np.float64)
+    matrix = np.stack([np.asarray(v) for v in features]) if features else np.zeros((0, n_features))
+    return BudgetRows(
+        matrix,
+        np.asarray(lengths),
+        np.asarray(censored, dtype=bool),
+        ids,
+        ",".join(sorted(models)),
+        skipped,
+    )

@@ -43,7 +43,7 @@ def detect_kind(folder: str | Path) -> str:
     root = Path(folder)
     if (root / "router.json").is_file():
         return "router"
-    if (root / "metadata.json").is_file() and (root / "model.npz").is_file():
+    if (root / "metadata.json").is_file():
         return "budget"
     raise ValueError(f"{root}: neither a router folder (router.json) nor a budget model")
 

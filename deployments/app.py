@@ -55,6 +55,21 @@ def deployment_options(d: DeploymentConfig, name: str) -> dict[str, Any]:
     return options
 
 
+INGRESS_HEADROOM = 64
+"""Ongoing requests an ingress replica takes beyond the gateway's chat capacity: probes
+(/health, /ready, /metrics, /v1/models) and requests being refused (401, 429, 503)."""
+
+
+def ingress_max_ongoing_requests(config: ThinkgateConfig) -> int:
+    """The ingress's Ray Serve ``max_ongoing_requests``: above what thinkgate's own
+    concurrency gate holds (``security.max_concurrent_requests`` running plus
+    ``max_queued_requests`` waiting), so the gate, not Ray, decides overload and every
+    refusal is thinkgate's 503 with ``Retry-After`` in the OpenAI error shape. With Ray's
+    ``max_queued_requests`` left unlimited, Ray's proxy never answers a 503 of its own."""
+    security = config.security
+    return security.max_concurrent_requests + security.max_queued_requests + INGRESS_HEADROOM
+
+
 def build_from_config(config: ThinkgateConfig, ingress_replicas: int = 1) -> Application:
     from deployments.ingress import Gateway
     from deployments.tiers import TierServer
@@ -71,7 +86,8 @@ def build_from_config(config: ThinkgateConfig, ingress_replicas: int = 1) -> App
         name="Gateway",
         num_replicas=ingress_replicas,
         ray_actor_options={"num_cpus": 0},  # I/O-bound; the router is light (see README)
-        max_ongoing_requests=256,
+        max_ongoing_requests=ingress_max_ongoing_requests(config),
+        max_queued_requests=-1,  # never Ray's own 503 (see ingress_max_ongoing_requests)
     )
     return gateway.bind(small, strong, data)
 

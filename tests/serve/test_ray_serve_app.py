@@ -1,4 +1,9 @@
-"""The Ray Serve application, really started on local Ray, called with the `openai` client."""
+"""The Ray Serve application, really started on local Ray, called with the `openai` client.
+
+Also: concurrent requests really meet in one engine batch; overload is answered by
+thinkgate's own concurrency gate (503 in the OpenAI error shape with Retry-After), never by
+Ray's proxy, because the ingress takes more ongoing requests than the gate holds.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,32 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.serve.conftest import serve_tiny_config, start_app
+from router.config import ThinkgateConfig
+from tests.serve.conftest import TINY_DEPLOYMENT, serve_tiny_config, start_app
 
 pytestmark = pytest.mark.serve
 
+GATE = {"max_concurrent_requests": 8, "max_queued_requests": 8, "queue_timeout_s": 30}
+
 
 @pytest.fixture(scope="module")
-def base_url(ray_cluster: None, tiny_qwen3_dir: Path, tiny_gemma3_dir: Path) -> Iterator[str]:
-    yield start_app(serve_tiny_config(tiny_qwen3_dir, tiny_gemma3_dir))
+def config(tiny_qwen3_dir: Path, tiny_gemma3_dir: Path) -> ThinkgateConfig:
+    # a batch wait long enough that concurrent test requests surely meet in one batch
+    small = {"deployment": {**TINY_DEPLOYMENT, "batch_wait_timeout_s": 0.2}}
+    return serve_tiny_config(tiny_qwen3_dir, tiny_gemma3_dir, small=small, security=GATE)
+
+
+@pytest.fixture(scope="module")
+def base_url(ray_cluster: None, config: ThinkgateConfig) -> Iterator[str]:
+    yield start_app(config)
+
+
+def _small_batch_sizes() -> list[int]:
+    from ray import serve
+
+    handle = serve.get_deployment_handle("SmallTier", app_name="thinkgate")
+    sizes: list[int] = handle.batch_sizes.remote().result()
+    return sizes
 
 
 def test_chat_json_and_stream_through_serve(base_url: str) -> None:
@@ -53,8 +76,40 @@ def test_concurrent_requests_are_batched_and_all_answered(base_url: str) -> None
         }
         return httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120).status_code
 
+    before = len(_small_batch_sizes())
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert list(pool.map(call, range(16))) == [200] * 16
+    sizes = _small_batch_sizes()[before:]
+    assert sum(sizes) == 16 and max(sizes) > 1, sizes  # answered in shared engine batches
+
+
+def test_overload_is_answered_by_thinkgate_not_by_ray(
+    base_url: str, config: ThinkgateConfig
+) -> None:
+    import concurrent.futures
+
+    from deployments.app import build_from_config
+
+    gateway = build_from_config(config)._bound_deployment
+    gate = GATE["max_concurrent_requests"] + GATE["max_queued_requests"]
+    assert gateway.max_ongoing_requests > gate and gateway.max_queued_requests == -1
+
+    def call(i: int) -> httpx.Response:
+        body = {
+            "model": "small",
+            "messages": [{"role": "user", "content": f"count to {i}"}],
+            "max_tokens": 48,
+        }
+        return httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(48) as pool:
+        responses = list(pool.map(call, range(48)))
+    refused = [r for r in responses if r.status_code != 200]
+    assert refused, "48 concurrent requests against a gate of 16 were all admitted"
+    for response in refused:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "overloaded"  # thinkgate's shape
+        assert response.headers["retry-after"].isdigit()
 
 
 def test_bad_input_through_serve_is_4xx(base_url: str) -> None:
@@ -63,4 +118,9 @@ def test_bad_input_through_serve_is_4xx(base_url: str) -> None:
         json={"model": "small", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4000},
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
-    assert httpx.get(f"{base_url}/metrics").text.count("thinkgate_requests_total") >= 1
+    samples = [
+        line
+        for line in httpx.get(f"{base_url}/metrics").text.splitlines()
+        if line.startswith("thinkgate_requests_total{") and 'status="400"' in line
+    ]
+    assert samples and float(samples[0].rsplit(" ", 1)[1]) >= 1  # a sample, not the # HELP

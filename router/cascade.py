@@ -121,7 +121,11 @@ class Cascade:
         if config.routing.strong_share is not None:
             metrics.strong_share_target.set(config.routing.strong_share)
         metrics.precreate(scorer=config.escalation.scorer if config.escalation.enabled else None)
-        self.budget = budget if budget is not None else ThinkingBudget(config.budget)
+        self.budget = (
+            budget
+            if budget is not None
+            else ThinkingBudget(config.budget, strong_model=config.strong.engine.model)
+        )
         self._escalation: Any = None
 
     # ----- set-up --------------------------------------------------------------------
@@ -219,13 +223,21 @@ class Cascade:
             changes["top_logprobs"] = max(params.top_logprobs, 5)
         return dataclasses.replace(params, **changes)
 
+    def engine_request(self, request: CascadeRequest, params: SamplingParams) -> GenerationRequest:
+        """What a tier's engine receives: the budget instruction added when thinking."""
+        engine_request = request.generation_request(params)
+        if params.thinking and params.thinking_budget is not None:
+            messages = self.budget.instruct(engine_request.messages, params.thinking_budget)
+            engine_request = dataclasses.replace(engine_request, messages=messages)
+        return engine_request
+
     # ----- calls -----------------------------------------------------------------------
     async def _call_tier(
         self, tier: str, request: CascadeRequest, decision: Decision, *, need_logprobs: bool
     ) -> GenerationResult:
         params = await self.params_for(tier, request, decision, need_logprobs=need_logprobs)
         started = time.perf_counter()
-        result = await self.tiers[tier].generate(request.generation_request(params))
+        result = await self.tiers[tier].generate(self.engine_request(request, params))
         self.observe_result(tier, result, time.perf_counter() - started, decision)
         return result
 
@@ -374,7 +386,7 @@ class Cascade:
         prompt_tokens = 0
         completions = []
         sent_any = False
-        events = self.tiers[tier].stream(request.generation_request(params))
+        events = self.tiers[tier].stream(self.engine_request(request, params))
         try:
             async for event in events:
                 if first and (event.content or event.reasoning):

@@ -67,8 +67,8 @@ class BudgetFeatures:
     :data:`classifiers.complexity_features.COMPLEXITY_FEATURE_NAMES` (``complexity:``).
     Spelled out here, not borrowed from the router's featurizer, so that a saved predictor
     keeps its meaning when the router changes its feature blocks. On the reasoning traces
-    the 384 embedding columns made held-out budgets worse (too many columns for a few
-    hundred prompts), so they are off by default.
+    the 384 embedding columns did no better in cross-validation (a few hundred prompts)
+    and cost an encoder pass per request, so they are off by default.
 
     Attributes:
         embedding: add the sentence embedding block.

@@ -102,8 +102,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embedding",
         action="store_true",
-        help="add the MiniLM embedding of the prompt to the features (off: held-out budgets "
-        "were worse with it)",
+        help="add the MiniLM embedding of the prompt to the features (off: no better in "
+        "cross-validation on the traces)",
     )
     parser.add_argument(
         "--embed-tokens",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from router.cli import main
 from tests.escalation.conftest import MAX_TOKENS, TinyQA
@@ -33,7 +35,9 @@ def test_eval_escalation_reports_every_scorer(tiny_qa: TinyQA, tmp_path: Path) -
     assert plot.stat().st_size > 0
 
 
-def test_eval_escalation_skips_what_cannot_run(tiny_qa: TinyQA, tmp_path: Path) -> None:
+def test_eval_escalation_rejects_an_unknown_scorer(
+    tiny_qa: TinyQA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "esc.json"
     code = main(
         ["eval-escalation", "--config", str(tiny_qa.config_file), "--dataset", str(tiny_qa.data),
@@ -41,6 +45,35 @@ def test_eval_escalation_skips_what_cannot_run(tiny_qa: TinyQA, tmp_path: Path) 
          "--scorers", "margin", "nope"]
     )  # fmt: skip
     assert code == 2
+    assert "unknown escalation scorer 'nope'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_eval_escalation_skips_a_scorer_the_model_cannot_run(
+    tiny_qa: TinyQA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """selfref needs the <CN>/<UN> tokens; a copy of the tiny model whose tokenizer calls
+    them something else cannot run it: the report skips it, with the reason, and still
+    evaluates the scorers that can run."""
+    model = tmp_path / "no-confidence-tokens"
+    shutil.copytree(Path(tiny_qa.engine_config.model), model)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        text = (model / name).read_text(encoding="utf-8")
+        (model / name).write_text(text.replace("<CN>", "<C0>").replace("<UN>", "<U0>"))
+    engine = tiny_qa.engine_config.model_copy(update={"model": str(model)})
+    config = tmp_path / "thinkgate.yaml"
+    config.write_text(yaml.safe_dump({"small": {"engine": engine.model_dump(mode="json")}}))
+    out = tmp_path / "esc.json"
+    code = main(
+        ["eval-escalation", "--config", str(config), "--dataset", str(tiny_qa.data),
+         "--json", str(out), "--limit", "4", "--max-tokens", str(MAX_TOKENS), "--no-progress",
+         "--scorers", "margin", "selfref"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert set(report["scorers"]) == {"margin"}
+    assert "<CN>" in report["skipped"]["selfref"]
+    assert "selfref        skipped:" in capsys.readouterr().out
 
 
 def test_calibrate_escalation_hits_the_rate(

@@ -78,3 +78,20 @@ def test_shared_traces_grade_like_the_published_accuracy() -> None:
         assert 0.93 <= accuracy <= 0.99, (model, accuracy)
         found = np.mean([t.answer_end is not None for t in mine])
         assert found > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _TRACES.is_dir(), reason=f"traces not found at {_TRACES}")
+def test_make_train_budget_reproduces_the_shipped_artifact(tmp_path: Path) -> None:
+    import json
+
+    from classifiers.budget_predictor import DEFAULT_BUDGET_DIR
+    from router.cli import main
+
+    shipped = json.loads((DEFAULT_BUDGET_DIR / "metadata.json").read_text())
+    argv = ["train-budget", "--traces", str(_TRACES), "--datasets", "gsm8k"]
+    assert main([*argv, "--holdout-fraction", "0.2", "--out", str(tmp_path)]) == 0
+    rebuilt = json.loads((tmp_path / "metadata.json").read_text())
+    assert rebuilt["data"] == shipped["data"]  # same files, same sha256
+    weights = "weights.safetensors"
+    assert (tmp_path / weights).read_bytes() == (DEFAULT_BUDGET_DIR / weights).read_bytes()

@@ -1,7 +1,8 @@
 """Dynamic batching pays: N requests generated as one batch vs the same N one after another.
 
-Runs the transformers engine in this process (what one Serve replica does: ``@serve.batch``
-hands ``TransformersEngine.generate`` the list of concurrent requests). Greedy decoding, and by
+Runs the transformers engine in this process (what one Serve replica does: concurrent
+requests share the engine's running batch, `router.engines.scheduler`; here all N are handed
+to ``TransformersEngine.generate`` at once). Greedy decoding, and by
 default every row generates exactly ``max_tokens`` tokens: the engine's end-of-sequence ids
 are cleared for the benchmark (as ``ignore_eos`` would) and prompts are rendered with a plain
 template (`FIXED_WORK_TEMPLATE`, so the base-model fallback template's stop strings do not
@@ -59,6 +60,16 @@ def _requests(batch: int, max_tokens: int) -> list[Any]:
     ]
 
 
+def fixed_work(engine: Any) -> None:
+    """Benchmark only: rows never end on EOS (like ``ignore_eos``), so every row generates
+    exactly its ``max_tokens`` - in the scheduler and in the static loop alike."""
+    import dataclasses
+
+    engine._eos = frozenset()
+    scheduler = engine.scheduler
+    scheduler.options = dataclasses.replace(scheduler.options, eos_ids=frozenset())
+
+
 def _run(engine: Any, requests: list[Any], *, batched: bool) -> tuple[float, int, list[str]]:
     started = time.perf_counter()
     results = engine.generate(requests) if batched else [engine.generate([r])[0] for r in requests]
@@ -89,7 +100,7 @@ def measure(
     engine.load()
     load_s = time.perf_counter() - started
     if not natural_eos:
-        engine._eos = frozenset()  # benchmark only: fixed work per row, like ignore_eos
+        fixed_work(engine)
     requests = _requests(batch, max_tokens)
     _run(engine, requests[:2], batched=True)  # warm-up: allocator, kernels
     sequential, batched = [], []

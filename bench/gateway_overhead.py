@@ -6,7 +6,8 @@ is timed, one at a time, on three paths:
 - ``engine``: ``TransformersEngine.generate([request])`` in this process (the floor);
 - ``gateway``: HTTP to the in-process gateway (FastAPI + cascade + `LocalTier`, uvicorn);
 - ``serve``: HTTP to the Ray Serve application (proxy -> Gateway ingress -> SmallTier
-  replica, with ``@serve.batch``), on local Ray.
+  replica; the replica hands the call straight to the engine's scheduler, no batch wait),
+  on local Ray.
 
 ``model: small`` skips the difficulty router; ``model: auto`` includes it (the tiny config's
 length baseline; the learned router adds its encoder time on top). Escalation is off. One
@@ -18,6 +19,8 @@ Example::
     $ python bench/gateway_overhead.py --requests 50 --no-serve --json out.json
 
 Prints a Markdown table of p50/p99 per path and the p50/p99 added over ``engine``.
+``--json`` writes ``{"rows": [...], "serve_added_p50_ms", "gateway_added_p50_ms"}`` (the
+added p50 of ``model: small`` at the shortest ``max_tokens``; null for a path not run).
 """
 
 from __future__ import annotations
@@ -147,6 +150,22 @@ def measure(requests: int, max_tokens: list[int], with_serve: bool) -> list[dict
     return rows
 
 
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    shortest = min(r["max_tokens"] for r in rows)
+
+    def added(path: str) -> float | None:
+        for r in rows:
+            if (r["path"], r["model"], r["max_tokens"]) == (path, "small", shortest):
+                return round(float(r["added_p50_ms"]), 2)
+        return None
+
+    return {
+        "rows": rows,
+        "serve_added_p50_ms": added("serve"),
+        "gateway_added_p50_ms": added("gateway"),
+    }
+
+
 def table(rows: list[dict[str, Any]], requests: int) -> str:
     lines = [
         "| path | model | max_tokens | p50 ms | p99 ms | added p50 ms | added p99 ms |",
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(args.requests, args.max_tokens, not args.no_serve)
     print(table(rows, args.requests))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.write_text(json.dumps(summary(rows), indent=2) + "\n")
     return 0
 
 

@@ -164,8 +164,18 @@ class DeploymentConfig(_Strict):
     accelerator_type: str | None = Field(None, description="e.g. 'A10G', 'H100'.")
     max_ongoing_requests: int = Field(32, ge=1, description="Backpressure per replica.")
     health_check_period_s: float = Field(10.0, gt=0, description="Ray health-check period.")
-    max_batch_size: int = Field(8, ge=1, description="Dynamic batching: most requests a batch.")
-    batch_wait_timeout_s: float = Field(0.02, ge=0, description="Dynamic batching: wait.")
+    max_batch_size: int = Field(
+        8,
+        ge=1,
+        description="Continuous batching: most rows (choices) a transformers replica decodes "
+        "together; more requests wait for the next free row.",
+    )
+    batch_wait_timeout_s: float = Field(
+        0.02,
+        ge=0,
+        description="Unused since continuous batching (requests join the running batch at "
+        "the next decoding step, without a wait); kept so existing configs still load.",
+    )
     timeout_s: float = Field(300.0, gt=0, description="Per-request timeout for this tier.")
 
 

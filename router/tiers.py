@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -113,7 +114,11 @@ class LocalTier:
             return False
         return True
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(
+        self, fn: Callable[..., T], *args: Any, cancel: threading.Event | None = None
+    ) -> T:
+        """``fn(*args)`` in a worker thread; ``cancel`` is set when the caller gives up (its
+        client left, or the timeout), so the engine stops the work at its next step."""
         if not self._loaded:
             raise TierUnavailableError(self.name, "model not loaded yet")
         self._in_flight += 1
@@ -122,7 +127,13 @@ class LocalTier:
             return await asyncio.wait_for(
                 loop.run_in_executor(self._pool, fn, *args), timeout=self.timeout_s
             )
+        except asyncio.CancelledError:
+            if cancel is not None:
+                cancel.set()
+            raise
         except TimeoutError:
+            if cancel is not None:
+                cancel.set()
             raise TierUnavailableError(self.name, f"timed out after {self.timeout_s:g}s") from None
         except ThinkgateError:
             raise
@@ -144,7 +155,9 @@ class LocalTier:
     async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
         """Several requests in one engine call (dynamic batching feeds this); one outcome
         per request, so a request the engine refuses fails alone."""
-        return await self._call(self.engine.generate_each, list(requests))
+        cancel = threading.Event()
+        work = functools.partial(self.engine.generate_each, list(requests), cancelled=cancel)
+        return await self._call(work, cancel=cancel)
 
     async def next_token_logprobs(
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]

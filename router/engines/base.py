@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -152,10 +153,13 @@ class Engine(Protocol):
         """Tokens of the rendered prompt, as the engine would feed it."""
         ...
 
-    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+    def generate_each(
+        self, requests: Sequence[GenerationRequest], *, cancelled: threading.Event | None = None
+    ) -> list[Outcome]:
         """Generate for a batch of requests (blocking); one outcome per request, in order: a
         request the engine refuses (`ThinkgateError`, e.g. `ContextLengthError`) gets its
-        error and the others their results."""
+        error and the others their results. Setting ``cancelled`` (the caller gave up)
+        stops the work as soon as the engine can; the return value is then not used."""
         ...
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

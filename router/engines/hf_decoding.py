@@ -1,15 +1,14 @@
-"""The batched decoding loop of the transformers engine.
+"""Decoding rows of the transformers engine: per-row state, and the static batch loop.
 
-One loop serves ``generate`` (a batch of requests, each expanded into ``n`` rows) and
-``stream`` (one request): left-padded prompts, one forward pass per step with the KV cache,
-and per-row settings - temperature, top-k, top-p, seed (a ``torch.Generator`` per row, so a
-seeded row samples the same whatever else is in the batch), max tokens, stop sequences and
-thinking budget. Budget forcing is `ThinkingBudgetProcessor`, applied to the raw logits;
-log-probabilities are those of the raw model distribution (before temperature/top-k/top-p).
-
-Each row turns its tokens into text incrementally (`IncrementalDetokenizer`), separates
-reasoning from content (`ThinkingSplitter`), and cuts content at stop sequences
-(`StopMatcher`); after every step the loop yields the rows' new text as `RowDelta`s.
+`_Row` holds one row's state - its tokens, incremental text (`IncrementalDetokenizer`),
+reasoning/content split (`ThinkingSplitter`), stop sequences (`StopMatcher`), logprobs -
+and turns each new token into a `RowDelta`. The engine serves through the continuous
+batching scheduler (`router.engines.scheduler`), which drives these rows. `decode_rows` is
+the static loop it replaced (one left-padded batch decoded until its longest row ends, rows
+sampled one by one); it stays as the baseline of ``bench/mixed_load.py``
+(`TransformersEngine.decode_static`). Budget forcing is `ThinkingBudgetProcessor`, applied
+to the raw logits; log-probabilities are those of the raw model distribution (before
+temperature/top-k/top-p).
 """
 
 from __future__ import annotations

@@ -298,7 +298,11 @@ class OpenAIEngine:
 
     # -- generation ----------------------------------------------------------------------
 
-    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+    def generate_each(
+        self, requests: Sequence[GenerationRequest], *, cancelled: threading.Event | None = None
+    ) -> list[Outcome]:
+        """Upstream calls already sent are not interrupted by ``cancelled`` (the upstream
+        sees the connection close only for streams)."""
         return run_parallel(self._outcome_of, list(requests))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

@@ -59,10 +59,12 @@ class DecodingOptions:
 class Ticket:
     """One submitted request: its rows' deltas go to ``sink``; `cancel` stops it."""
 
-    def __init__(self, specs: Sequence[RowSpec], sink: Sink) -> None:
+    def __init__(
+        self, specs: Sequence[RowSpec], sink: Sink, cancelled: threading.Event | None = None
+    ) -> None:
         self.specs = list(specs)
         self.sink = sink
-        self.cancelled = threading.Event()
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.steps = 0
@@ -138,8 +140,12 @@ class StepScheduler:
 
     # -- public ----------------------------------------------------------------------------
 
-    def submit(self, specs: Sequence[RowSpec], sink: Sink) -> Ticket:
-        ticket = Ticket(specs, sink)
+    def submit(
+        self, specs: Sequence[RowSpec], sink: Sink, cancelled: threading.Event | None = None
+    ) -> Ticket:
+        """Queue a request; ``cancelled`` (an event the caller may set from any thread, e.g.
+        when its client left) drops it at the next step."""
+        ticket = Ticket(specs, sink, cancelled)
         with self._cond:
             self._waiting.append(ticket)
             if self._thread is None or not self._thread.is_alive():
@@ -153,6 +159,14 @@ class StepScheduler:
     @property
     def running_rows(self) -> int:
         return len(self._batch.rows)
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Wait until no request is running or waiting (the loop thread has ended)."""
+        with self._cond:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return thread is None or not thread.is_alive()
 
     # -- loop ------------------------------------------------------------------------------
 

@@ -304,9 +304,12 @@ class TransformersEngine:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return results_or_raise(self.generate_each(requests))
 
-    def generate_each(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+    def generate_each(
+        self, requests: Sequence[GenerationRequest], *, cancelled: threading.Event | None = None
+    ) -> list[Outcome]:
         """Each request joins the running batch at the next step (thread-safe: concurrent
-        callers share the batch) and leaves it when done."""
+        callers share the batch) and leaves it when done, or at the next step after
+        ``cancelled`` is set (then the results are not needed: an empty list comes back)."""
         scheduler = self.scheduler
         outcomes: list[Outcome | None] = [None] * len(requests)
         pending: list[tuple[int, RenderedPrompt, Ticket, list[Completion | None]]] = []
@@ -325,12 +328,15 @@ class TransformersEngine:
                     if delta.completion is not None:
                         into[delta.row] = delta.completion
 
-            pending.append((index, prompt, scheduler.submit(specs, collect), completions))
+            ticket = scheduler.submit(specs, collect, cancelled)
+            pending.append((index, prompt, ticket, completions))
         try:
             for index, prompt, ticket, completions in pending:
                 ticket.done.wait()
                 if ticket.error is not None:
-                    raise RuntimeError(f"decoding failed: {ticket.error}") from ticket.error
+                    raise ticket.error
+                if ticket.cancelled.is_set():
+                    return []
                 if any(c is None for c in completions):
                     raise RuntimeError("decoding ended without finishing a row")
                 choices = [c for c in completions if c is not None]
@@ -357,7 +363,7 @@ class TransformersEngine:
             while open_rows:
                 deltas = steps.get()
                 if ticket.error is not None:
-                    raise RuntimeError(f"decoding failed: {ticket.error}") from ticket.error
+                    raise ticket.error
                 for delta in deltas:
                     waiting = pending.setdefault(delta.row, [])
                     waiting.extend(delta.logprobs)

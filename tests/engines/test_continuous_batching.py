@@ -118,3 +118,32 @@ def test_a_request_joining_mid_way_answers_as_it_does_alone(
         assert [c.completion_tokens for c in got.choices] == [  # type: ignore[attr-defined]
             c.completion_tokens for c in want.choices
         ]
+
+
+def test_a_generate_whose_caller_left_frees_its_rows_at_the_next_step(
+    never_close: TransformersEngine,
+) -> None:
+    """Through `LocalTier` (what a Serve replica runs): the awaiting task is cancelled, as
+    when the client disconnects, and the engine stops decoding that request."""
+    import asyncio
+
+    from router.tiers import LocalTier
+
+    _wait_idle(never_close)
+    tier = LocalTier("small", never_close)
+    tier.load()
+
+    async def leave_early() -> int:
+        task = asyncio.ensure_future(tier.generate(_request("a long question", 400)))
+        while len(never_close.scheduler.batch_history) < steps_before + 3:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return len(never_close.scheduler.batch_history)
+
+    steps_before = len(never_close.scheduler.batch_history)
+    steps_at_cancel = asyncio.run(leave_early())
+    _wait_idle(never_close)
+    after = len(never_close.scheduler.batch_history) - steps_at_cancel
+    assert after <= 2, f"{after} decoding steps ran after the caller left"

@@ -44,6 +44,8 @@ from router.engines.base import (
     StreamEvent,
     TokenLogprob,
 )
+from router.escalation.policy import ESCALATION_TOP_LOGPROBS, EscalationPolicy
+from router.escalation.uncertainty import UncertaintyScorer, create_uncertainty_scorer
 from router.metrics import GatewayMetrics
 from router.sampling import SamplingParams
 from router.tiers import TierBackend
@@ -126,7 +128,7 @@ class Cascade:
             if budget is not None
             else ThinkingBudget(config.budget, strong_model=config.strong.engine.model)
         )
-        self._escalation: Any = None
+        self._escalation: tuple[UncertaintyScorer, EscalationPolicy] | None = None
 
     # ----- set-up --------------------------------------------------------------------
     def load(self) -> None:
@@ -135,7 +137,7 @@ class Cascade:
         self.budget.load()
         self._escalation = self._build_escalation()
 
-    def _build_escalation(self) -> Any:
+    def _build_escalation(self) -> tuple[UncertaintyScorer, EscalationPolicy] | None:
         cfg = self.config.escalation
         if not cfg.enabled:
             return None
@@ -144,9 +146,6 @@ class Cascade:
                 "escalation.scorer is 'selfref' but small.engine.adapter_path is not set: "
                 "train confidence tokens with `thinkgate train-selfref` and point it there"
             )
-        from router.escalation.policy import EscalationPolicy
-        from router.escalation.uncertainty import create_uncertainty_scorer
-
         return create_uncertainty_scorer(cfg.scorer), EscalationPolicy(cfg)
 
     # ----- decisions -----------------------------------------------------------------
@@ -177,11 +176,15 @@ class Cascade:
         return decision
 
     def _may_escalate(self, request: CascadeRequest, decision: Decision) -> bool:
-        if self._escalation is None or request.mode != "auto" or decision.tier != "small":
+        if self._escalation is None:
             return False
-        if request.escalate is False:
-            return False
-        return decision.difficulty is None or decision.difficulty >= self.config.escalation.band_low
+        _, policy = self._escalation
+        return policy.may_escalate(
+            mode=request.mode,
+            tier=decision.tier,
+            difficulty=decision.difficulty,
+            client_escalate=request.escalate,
+        )
 
     async def params_for(
         self, tier: str, request: CascadeRequest, decision: Decision, *, need_logprobs: bool
@@ -220,7 +223,7 @@ class Cascade:
         }
         if need_logprobs:
             changes["logprobs"] = True
-            changes["top_logprobs"] = max(params.top_logprobs, 5)
+            changes["top_logprobs"] = max(params.top_logprobs, ESCALATION_TOP_LOGPROBS)
         return dataclasses.replace(params, **changes)
 
     def engine_request(self, request: CascadeRequest, params: SamplingParams) -> GenerationRequest:
@@ -296,13 +299,13 @@ class Cascade:
     async def _complete_decided(
         self, request: CascadeRequest, decision: Decision, *, keep_logprobs: bool = False
     ) -> CascadeOutcome:
-        escalating = self._may_escalate(request, decision)
-        scorer, policy = self._escalation if escalating else (None, None)
-        need_logprobs = scorer is not None and bool(scorer.needs_logprobs)
+        escalation = self._escalation if self._may_escalate(request, decision) else None
+        need_logprobs = escalation is not None and escalation[0].needs_logprobs
         started = time.perf_counter()
         result = await self._with_fallback(request, decision, need_logprobs=need_logprobs)
         decision.timings["small_s"] = time.perf_counter() - started
-        if escalating and decision.tier == "small" and decision.reason != "fallback":
+        if escalation is not None and decision.tier == "small" and decision.reason != "fallback":
+            scorer, policy = escalation
             result = await self._maybe_escalate(request, decision, result, scorer, policy)
         if decision.tier == "small" and request.mode == "auto":
             self._record_saving(result)
@@ -316,8 +319,8 @@ class Cascade:
         request: CascadeRequest,
         decision: Decision,
         result: GenerationResult,
-        scorer: Any,
-        policy: Any,
+        scorer: UncertaintyScorer,
+        policy: EscalationPolicy,
     ) -> GenerationResult:
         started = time.perf_counter()
         small = self.tiers["small"]

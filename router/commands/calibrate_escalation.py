@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 
+from router.commands._qa_scoring import add_sampling_arguments
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="thinkgate YAML config (default: built-in).")
@@ -31,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", help="Uncertainty scorer (default: escalation.scorer).")
     parser.add_argument("--json", dest="json_out", help="Also write the details as JSON.")
     parser.add_argument("--limit", type=int, help="Use only the first N items.")
-    parser.add_argument("--max-tokens", type=int, default=32, help="Answer length cap.")
+    add_sampling_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="Generation batch size.")
     parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 

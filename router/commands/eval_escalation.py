@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 
+from router.commands._qa_scoring import add_sampling_arguments
+
 SCORERS_HELP = "Scorers to evaluate (default: all; selfref is skipped without its adapter)."
 
 
@@ -29,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", help="PNG of the escalation curves.")
     parser.add_argument("--limit", type=int, help="Use only the first N items.")
     parser.add_argument("--scorers", nargs="+", metavar="NAME", help=SCORERS_HELP)
-    parser.add_argument("--max-tokens", type=int, default=32, help="Answer length cap.")
+    add_sampling_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="Generation batch size.")
     parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 
+from router.commands._qa_scoring import add_sampling_arguments
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -36,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-alpha", type=int, default=16, help="LoRA scaling alpha.")
     parser.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout.")
     parser.add_argument("--max-length", type=int, default=512, help="Tokens kept per example.")
-    parser.add_argument("--max-tokens", type=int, default=32, help="Answer length cap.")
+    add_sampling_arguments(parser)
     parser.add_argument("--gen-batch-size", type=int, default=8, help="Generation batch size.")
     parser.add_argument("--seed", type=int, default=0, help="Seed for rebalancing/training.")
     parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from classifiers.records import RecordsError
     from router._exceptions import ThinkgateError
     from router.config import load_config
+    from router.escalation.policy import sampling_as_served
     from router.escalation.selfref import SelfRefOptions
     from router.escalation.selfref_pipeline import train_selfref_from_config
 
@@ -71,8 +74,15 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             args.out,
             options,
+            params=sampling_as_served(
+                tier,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.sample_seed,
+                max_tokens=args.max_tokens,
+                needs_logprobs=False,
+            ),
             limit=args.limit,
-            max_tokens=args.max_tokens,
             batch_size=args.gen_batch_size,
         )
     except (ThinkgateError, RecordsError) as exc:

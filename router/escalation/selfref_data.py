@@ -12,7 +12,7 @@ at punctuation and spaces.
 Example::
 
     items = read_qa_jsonl("qa.jsonl")
-    replies = answer_items(engine, items, max_tokens=32)
+    replies = answer_items(engine, items, sampling_as_served(config.small, temperature=0.0))
     labels = [is_correct(r.text, item.answer) for r, item in zip(replies, items)]
 """
 
@@ -25,18 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifiers.records import RecordsError, read_records
-from router.engines.base import (
-    ChatMessage,
-    Completion,
-    Engine,
-    GenerationRequest,
-    TokenLogprob,
-)
+from router.engines.base import ChatMessage, Completion, Engine, GenerationRequest
 from router.sampling import SamplingParams
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _WORD = re.compile(r"-?\d+(?:\.\d+)?|[^\W_]+")
-DEFAULT_TOP_LOGPROBS = 5
 
 
 @dataclass(frozen=True)
@@ -114,52 +107,32 @@ def is_correct(reply: str, gold: str) -> bool:
 def answer_items(
     engine: Engine,
     items: Sequence[QAItem],
+    params: SamplingParams,
     *,
-    max_tokens: int = 32,
-    top_logprobs: int = DEFAULT_TOP_LOGPROBS,
     batch_size: int = 8,
     progress: bool = True,
     desc: str = "answering",
 ) -> list[Completion]:
-    """Greedy answers of the (loaded) engine to every item, with answer log-probabilities
-    and ``top_logprobs`` alternatives per token; a tqdm bar shows progress."""
+    """The (loaded) engine's whole answers to every item, sampled with ``params`` (build
+    them with `router.escalation.policy.sampling_as_served` to answer as the cascade does);
+    a tqdm bar shows progress. With a ``seed``, item ``i`` is sampled with ``seed + i``."""
     from tqdm.auto import tqdm
 
-    params = SamplingParams(
-        max_tokens=max_tokens, temperature=0.0, logprobs=True, top_logprobs=top_logprobs
-    )
     out: list[Completion] = []
     with tqdm(total=len(items), desc=desc, unit="item", disable=not progress) as bar:
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
             requests = [
-                GenerationRequest(messages=item.messages, params=params, request_id=str(i))
+                GenerationRequest(
+                    messages=item.messages,
+                    params=params
+                    if params.seed is None
+                    else dataclasses.replace(params, seed=params.seed + i),
+                    request_id=str(i),
+                )
                 for i, item in enumerate(batch, start=start)
             ]
             for result in engine.generate(requests):
-                out.append(judged_span(result.choices[0]))
+                out.append(result.choices[0])
             bar.update(len(batch))
     return out
-
-
-def judged_span(completion: Completion) -> Completion:
-    """The completion cut to its first non-empty line — the span `is_correct` judges — so
-    uncertainty scorers read the same tokens the judge reads, not a rambling tail."""
-    text = completion.text
-    lines = text.lstrip().split("\n", 1)
-    if len(lines) == 1:
-        return completion
-    head = text[: len(text) - len(text.lstrip())] + lines[0]
-    kept: list[TokenLogprob] = []
-    seen = ""
-    for token in completion.logprobs or ():
-        if len(seen) >= len(head):
-            break
-        kept.append(token)
-        seen += token.token
-    return dataclasses.replace(
-        completion,
-        text=head,
-        logprobs=kept if completion.logprobs is not None else None,
-        finish_reason="stop",
-    )

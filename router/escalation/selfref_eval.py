@@ -27,6 +27,7 @@ from router._exceptions import ThinkgateError
 from router.engines.base import ChatMessage, Completion, Engine
 from router.escalation.selfref_data import QAItem, answer_items, is_correct
 from router.escalation.uncertainty import NextTokenProbe, UncertaintyScorer, engine_probe
+from router.sampling import SamplingParams
 
 Curve = list[list[float]]
 
@@ -157,8 +158,8 @@ def answer_and_score(
     engine: Engine,
     items: Sequence[QAItem],
     scorers: Sequence[UncertaintyScorer],
+    params: SamplingParams,
     *,
-    max_tokens: int = 32,
     batch_size: int = 8,
     progress: bool = True,
 ) -> tuple[list[bool], dict[str, list[float]], dict[str, str]]:
@@ -166,9 +167,7 @@ def answer_and_score(
     correctness, uncertainties by scorer, skipped scorers with their reasons."""
     import asyncio
 
-    completions = answer_items(
-        engine, items, max_tokens=max_tokens, batch_size=batch_size, progress=progress
-    )
+    completions = answer_items(engine, items, params, batch_size=batch_size, progress=progress)
     correct = [is_correct(c.text, i.answer) for c, i in zip(completions, items, strict=True)]
     conversations = [item.messages for item in items]
     scores, skipped = asyncio.run(

@@ -31,6 +31,7 @@ from router.escalation.selfref import (
     train_confidence_tokens,
 )
 from router.escalation.selfref_data import answer_items, is_correct, read_qa_jsonl
+from router.sampling import SamplingParams
 
 logger = logging.getLogger("thinkgate.selfref")
 
@@ -91,12 +92,14 @@ def train_selfref_from_config(
     out: str | Path,
     options: SelfRefOptions,
     *,
+    params: SamplingParams,
     limit: int | None = None,
-    max_tokens: int = 32,
     batch_size: int = 8,
 ) -> SelfRefStats:
-    """Answer ``data`` with the engine of ``config`` (its adapter, if any, left off), label
-    the answers, fine-tune confidence tokens and save the adapter folder to ``out``."""
+    """Answer ``data`` with the engine of ``config`` (its adapter, if any, left off) sampled
+    with ``params`` (as served: `router.escalation.policy.sampling_as_served`), label the
+    answers, fine-tune confidence tokens placed right after each whole answer (where the
+    cascade reads them) and save the adapter folder to ``out``."""
     import gc
 
     from router.engines.factory import create_engine
@@ -108,7 +111,7 @@ def train_selfref_from_config(
     engine = create_engine(base)
     engine.load()
     completions = answer_items(
-        engine, items, max_tokens=max_tokens, batch_size=batch_size, progress=options.progress
+        engine, items, params, batch_size=batch_size, progress=options.progress
     )
     del engine
     gc.collect()

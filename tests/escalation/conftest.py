@@ -24,6 +24,7 @@ from router.escalation.selfref_data import (
     first_line,
     is_correct,
 )
+from router.sampling import SamplingParams
 from tests.tiny_models import tiny_engine_config
 
 PROMPTS = [
@@ -37,6 +38,9 @@ PROMPTS = [
     "Let me think step by step.",
 ]
 MAX_TOKENS = 8
+GREEDY = SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0, logprobs=True, top_logprobs=5)
+"""What the escalation commands answer with under ``--temperature 0 --max-tokens 8``."""
+GREEDY_FLAGS = ["--temperature", "0", "--max-tokens", str(MAX_TOKENS)]
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def tiny_qa(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> T
     engine = create_engine(base)
     engine.load()
     asked = [QAItem(prompt=p, answer="x") for p in PROMPTS]
-    replies = answer_items(engine, asked, max_tokens=MAX_TOKENS, progress=False)
+    replies = answer_items(engine, asked, GREEDY, progress=False)
     items = []
     for index, (prompt, reply) in enumerate(zip(PROMPTS, replies, strict=True)):
         words = answer_words(first_line(reply.text))

@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from router.cli import main
-from tests.escalation.conftest import MAX_TOKENS, TinyQA
+from tests.escalation.conftest import GREEDY_FLAGS, TinyQA
 
 
 def test_eval_escalation_reports_every_scorer(tiny_qa: TinyQA, tmp_path: Path) -> None:
     out, plot = tmp_path / "esc.json", tmp_path / "esc.png"
     code = main(
         ["eval-escalation", "--config", str(tiny_qa.config_file), "--dataset", str(tiny_qa.data),
-         "--json", str(out), "--plot", str(plot), "--max-tokens", str(MAX_TOKENS),
+         "--json", str(out), "--plot", str(plot), *GREEDY_FLAGS,
          "--no-progress"]
     )  # fmt: skip
     assert code == 0
@@ -41,7 +41,7 @@ def test_eval_escalation_rejects_an_unknown_scorer(
     out = tmp_path / "esc.json"
     code = main(
         ["eval-escalation", "--config", str(tiny_qa.config_file), "--dataset", str(tiny_qa.data),
-         "--json", str(out), "--limit", "2", "--max-tokens", str(MAX_TOKENS), "--no-progress",
+         "--json", str(out), "--limit", "2", *GREEDY_FLAGS, "--no-progress",
          "--scorers", "margin", "nope"]
     )  # fmt: skip
     assert code == 2
@@ -66,7 +66,7 @@ def test_eval_escalation_skips_a_scorer_the_model_cannot_run(
     out = tmp_path / "esc.json"
     code = main(
         ["eval-escalation", "--config", str(config), "--dataset", str(tiny_qa.data),
-         "--json", str(out), "--limit", "4", "--max-tokens", str(MAX_TOKENS), "--no-progress",
+         "--json", str(out), "--limit", "4", *GREEDY_FLAGS, "--no-progress",
          "--scorers", "margin", "selfref"]
     )  # fmt: skip
     assert code == 0
@@ -83,7 +83,7 @@ def test_calibrate_escalation_hits_the_rate(
     code = main(
         ["calibrate-escalation", "--config", str(tiny_qa.config_file), "--dataset",
          str(tiny_qa.data), "--rate", "0.25", "--scorer", "mean_logprob", "--json", str(out),
-         "--max-tokens", str(MAX_TOKENS), "--no-progress"]
+         *GREEDY_FLAGS, "--no-progress"]
     )  # fmt: skip
     assert code == 0
     details = json.loads(out.read_text())

@@ -16,10 +16,33 @@ def test_should_escalate_strictly_above_tau_and_only_when_enabled() -> None:
     assert not EscalationPolicy(EscalationConfig(tau=0.5, enabled=False)).should_escalate(0.9)
 
 
-def test_tries_escalation_from_band_low() -> None:
+def test_may_escalate_is_the_one_decision() -> None:
     policy = EscalationPolicy(EscalationConfig(band_low=0.3))
-    assert policy.tries_escalation(0.3)
-    assert not policy.tries_escalation(0.29)
+
+    def may(**changes: object) -> bool:
+        asked: dict[str, object] = {
+            "mode": "auto", "tier": "small", "difficulty": 0.3, "client_escalate": None
+        }  # fmt: skip
+        return policy.may_escalate(**{**asked, **changes})  # type: ignore[arg-type]
+
+    assert may() and may(difficulty=None) and may(client_escalate=True)
+    assert not may(difficulty=0.29)  # below the band
+    assert not may(mode="small")  # the client forced a tier
+    assert not may(tier="strong")  # routed (or fallen back) to the strong tier
+    assert not may(client_escalate=False)  # routing.escalate: false
+    off = EscalationPolicy(EscalationConfig(enabled=False))
+    assert not off.may_escalate(mode="auto", tier="small", difficulty=1.0, client_escalate=True)
+
+
+def test_sampling_as_served_is_what_a_client_without_settings_gets() -> None:
+    from router.config import TierConfig
+    from router.escalation.policy import sampling_as_served
+
+    params = sampling_as_served(TierConfig(max_tokens_default=77))
+    assert (params.max_tokens, params.temperature, params.top_p) == (77, 1.0, 1.0)
+    assert params.logprobs and params.top_logprobs == 5
+    with pytest.raises(ConfigError, match="thinking"):
+        sampling_as_served(TierConfig(thinking=True))
 
 
 def test_tau_for_rate_is_midpoint_between_kth_and_next_largest() -> None:

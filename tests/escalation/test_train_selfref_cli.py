@@ -15,7 +15,7 @@ from router.config import EngineConfig
 from router.engines.base import Completion
 from router.escalation import create_uncertainty_scorer, engine_probe
 from router.escalation.selfref_data import QAItem
-from tests.escalation.conftest import TinyQA
+from tests.escalation.conftest import GREEDY_FLAGS, TinyQA
 
 pytest.importorskip("peft")
 
@@ -55,7 +55,7 @@ def test_train_selfref_end_to_end(tiny_qa: TinyQA, tmp_path: Path) -> None:
             "--max-steps", "60",
             "--learning-rate", "5e-3",
             "--lora-r", "4",
-            "--max-tokens", "8",
+            *GREEDY_FLAGS,
             "--no-progress",
         ]
     )  # fmt: skip
@@ -94,7 +94,7 @@ def test_train_selfref_few_steps_on_the_embedded_gemma(tmp_path: Path) -> None:
     out = tmp_path / "selfref"
     code = main(
         ["train-selfref", "--engine", "small", "--data", str(data), "--out", str(out),
-         "--max-steps", "3", "--batch-size", "2", "--max-tokens", "8", "--no-progress"]
+         "--max-steps", "3", "--batch-size", "2", *GREEDY_FLAGS, "--no-progress"]
     )  # fmt: skip
     assert code == 0
     assert json.loads((out / "selfref.json").read_text())["steps"] == 3

@@ -419,6 +419,102 @@ def savings_panels() -> list[Panel]:
     ]
 
 
+def learning_panels() -> list[Panel]:
+    """The learning loop (``router.learning``): labels, shadow cost, live APGR, the log."""
+    return [
+        Panel(
+            "Labelled requests",
+            [_q(f"max(thinkgate_learning_labelled_records{{{NS}}})", "labelled")],
+            kind="stat",
+            width=4,
+            description="Requests with a judge or feedback label in the learning database.",
+        ),
+        Panel(
+            "Live APGR (held-out labelled requests)",
+            [_q(f"max(thinkgate_learning_live_apgr{{{NS}}})", "APGR")],
+            kind="stat",
+            unit="percentunit",
+            width=4,
+            description="APGR of the router in force on the held-out judge-labelled requests "
+            "(random routing: about 0.5); empty until enough labels exist.",
+        ),
+        Panel(
+            "Labels written/s by source",
+            [
+                _q(
+                    "sum by (source) "
+                    f"(rate(thinkgate_learning_labels_written_total{{{NS}}}[{RI}]))",
+                    "{{source}}",
+                )
+            ],
+            unit="ops",
+            width=8,
+        ),
+        Panel(
+            "Active versions",
+            [
+                _q(
+                    f"max by (kind, version) (thinkgate_learning_active_version_info{{{NS}}})",
+                    "{{kind}} {{version}}",
+                )
+            ],
+            kind="stat",
+            width=8,
+            description="Router, budget model and tau each gateway serves with (1 = active).",
+        ),
+        Panel(
+            "Shadow and judge calls/s",
+            [
+                _q(
+                    "sum by (tier, outcome) "
+                    f"(rate(thinkgate_learning_shadow_calls_total{{{NS}}}[{RI}]))",
+                    "shadow {{tier}} {{outcome}}",
+                ),
+                _q(
+                    f"sum by (outcome) (rate(thinkgate_learning_judge_calls_total{{{NS}}}[{RI}]))",
+                    "judge {{outcome}}",
+                ),
+            ],
+            unit="ops",
+            width=8,
+        ),
+        Panel(
+            "Shadow cost: tokens/s spent on learning",
+            [
+                _q(
+                    f"sum by (purpose, tier) (rate(thinkgate_learning_tokens_total{{{NS}}}[{RI}]))",
+                    "{{purpose}} on {{tier}}",
+                )
+            ],
+            unit="short",
+            width=8,
+            stacked=True,
+        ),
+        Panel(
+            "Decision log: records written, dropped/s, queue",
+            [
+                _q(
+                    f"sum(rate(thinkgate_learning_records_written_total{{{NS}}}[{RI}]))",
+                    "written",
+                ),
+                _q(
+                    "sum by (reason) "
+                    f"(rate(thinkgate_learning_records_dropped_total{{{NS}}}[{RI}]))",
+                    "dropped {{reason}}",
+                ),
+                _q(f"sum(thinkgate_learning_queue_depth{{{NS}}})", "queued"),
+                _q(
+                    "sum by (kind, outcome) "
+                    f"(rate(thinkgate_learning_reloads_total{{{NS}}}[{RI}]))",
+                    "reload {{kind}} {{outcome}}",
+                ),
+            ],
+            unit="short",
+            width=8,
+        ),
+    ]
+
+
 def ray_panels() -> list[Panel]:
     return [
         Panel(
@@ -501,6 +597,7 @@ ROWS: list[tuple[str, Any]] = [
     ("Tiers: latency, TTFT, throughput, queues", tier_panels),
     ("Thinking budgets", budget_panels),
     ("Savings", savings_panels),
+    ("Learning from traffic", learning_panels),
     ("Ray Serve replicas and health", ray_panels),
 ]
 

@@ -397,6 +397,12 @@ class LearningConfig(_Strict):
     poll_interval_s: float = Field(
         5.0, gt=0, description="How often a gateway reads the active versions (hot reload)."
     )
+    estimate_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often a gateway recomputes the labelled-record count and the live "
+        "APGR estimate (metrics) from the database.",
+    )
     shadow_rate: float = Field(
         0.0,
         ge=0,

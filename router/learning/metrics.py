@@ -72,6 +72,18 @@ class LearningMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.labelled_records = Gauge(
+            "thinkgate_learning_labelled_records",
+            "Requests with a label (judge or feedback) in the learning database.",
+            registry=r,
+        )
+        self.live_apgr = Gauge(
+            "thinkgate_learning_live_apgr",
+            "APGR of the router in force on the held-out judge-labelled records (NaN until "
+            "there are enough, with a quality gap).",
+            registry=r,
+        )
+        self.live_apgr.set(float("nan"))
         for reason in DROP_REASONS:
             self.records_dropped.labels(reason=reason)
         for source in ("judge", "feedback"):
@@ -81,6 +93,12 @@ class LearningMetrics:
                 self.shadow_calls.labels(tier=tier, outcome=outcome)
         for outcome in ("answered", "skipped_busy", "failed"):
             self.judge_calls.labels(outcome=outcome)
+        for tier in ("small", "strong"):
+            for purpose in ("shadow", "judge"):
+                self.learning_tokens.labels(purpose=purpose, tier=tier)
+        for kind in ("router", "budget", "tau"):
+            for outcome in ("ok", "failed"):
+                self.reloads.labels(kind=kind, outcome=outcome)
 
     def set_active(self, kind: str, version: str, previous: str | None) -> None:
         if previous is not None and previous != version:

@@ -22,8 +22,11 @@ import io
 import logging
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from router.learning.store import cache_dir, redact
 
@@ -79,9 +82,13 @@ class VersionPoller:
     def _run(self) -> None:
         interval = self.loop.settings.poll_interval_s
         failing = False
+        next_estimate = 0.0
         while not self._stop.is_set():
             try:
                 self.poll_once()
+                if time.monotonic() >= next_estimate:
+                    self.estimate()
+                    next_estimate = time.monotonic() + self.loop.settings.estimate_interval_s
                 failing = False
             except Exception as exc:  # database down: keep serving what we have
                 if not failing:
@@ -94,6 +101,23 @@ class VersionPoller:
                 failing = True
                 self.loop.store.reset()
             self._stop.wait(interval)
+
+    def estimate(self) -> None:
+        """Labelled-record count and the live APGR of the router in force (stored feature
+        vectors only: nothing is featurized here)."""
+        from router.learning.log_data import apgr_of, router_rows
+        from router.learning.promotion import MIN_COMPARE, MIN_GAP
+
+        metrics = self.loop.metrics
+        metrics.labelled_records.set(self.loop.store.count_labelled())
+        load = getattr(self.loop.cascade.scorer, "load", None)
+        if load is None:
+            return
+        router = load()
+        rows = router_rows(self.loop.store, router.featurizer_id)
+        held = rows.subset(rows.holdout)
+        if len(held) >= MIN_COMPARE and float(np.mean(held.strong - held.weak)) >= MIN_GAP:
+            metrics.live_apgr.set(apgr_of(router.score_features(held.features), held)["apgr"])
 
     def poll_once(self) -> bool:
         """Swap in every active version this gateway does not serve yet."""

@@ -147,6 +147,14 @@ class LearningStore:
                 conn.execute(select(func.count()).select_from(schema.decisions)).scalar_one()
             )
 
+    def count_labelled(self) -> int:
+        """Requests with at least one label."""
+        from sqlalchemy import distinct, func
+
+        query = select(func.count(distinct(schema.labels.c.request_id)))
+        with self.connect().connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     # ----- labels ----------------------------------------------------------------------
     def upsert_label(self, row: Mapping[str, Any]) -> None:
         """Insert or replace the label of (request_id, source): idempotent."""

@@ -43,6 +43,7 @@ def load_docs(filename: str) -> list[dict[str, Any]]:
 
 def exported_sample_names() -> set[str]:
     """Every sample name the gateway's `GatewayMetrics` registry can export."""
+    from router.learning.metrics import LearningMetrics
     from router.metrics import GatewayMetrics
 
     suffixes = {
@@ -52,7 +53,9 @@ def exported_sample_names() -> set[str]:
         "summary": ("", "_sum", "_count", "_created"),
     }
     names: set[str] = set()
-    for family in GatewayMetrics().registry.collect():
+    metrics = GatewayMetrics()
+    LearningMetrics(metrics.registry)  # the learning loop registers on the gateway's registry
+    for family in metrics.registry.collect():
         for suffix in suffixes[family.type]:
             names.add(family.name + suffix)
     return names

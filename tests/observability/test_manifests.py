@@ -37,8 +37,9 @@ MANIFESTS = [
     "monitoring.yaml",
     "prometheus-rules.yaml",
     "grafana-dashboard-configmap.yaml",
+    "learning-db-secret.yaml",
 ]
-CORE_KINDS = {"ConfigMap", "Service"}
+CORE_KINDS = {"ConfigMap", "Secret", "Service"}
 REQUIRED_ALERTS = {
     "ThinkgateHighErrorRate",
     "ThinkgateEscalationRateDrift",
@@ -235,7 +236,7 @@ def test_dashboard_has_the_variables_and_sections() -> None:
     variables = {v["name"] for v in dashboard["templating"]["list"]}
     assert {"datasource", "namespace", "deployment"} <= variables
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert len(rows) == 6
+    assert len(rows) == 7
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for title, expr in queries.dashboard_exprs(dashboard):

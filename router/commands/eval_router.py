@@ -39,7 +39,7 @@ def from_log(args: argparse.Namespace) -> int:
     )
     held = rows.subset(rows.holdout)
     store.close()
-    from router.learning.promotion import MIN_GAP
+    from router.learning.artifacts import MIN_GAP
 
     if len(held) < 2 or float(held.strong.mean() - held.weak.mean()) < MIN_GAP:
         print(

@@ -17,16 +17,15 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from router.cascade import Cascade, CascadeRequest, Decision
 from router.config import ThinkgateConfig
 from router.engines.base import Completion
+from router.learning.artifacts import folder_version, tau_version
 from router.learning.metrics import LearningMetrics
 from router.learning.records import ActiveVersions, DecisionRecord
 from router.learning.store import LearningStore, database_url
@@ -34,22 +33,6 @@ from router.learning.writer import DecisionLogWriter
 from router.metrics import GatewayMetrics
 
 log = logging.getLogger("thinkgate.learning")
-
-
-def folder_version(kind: str, folder: str | Path) -> str:
-    """``<kind>-<12 hex>``: a digest of every file of an artifact folder (names + bytes)."""
-    digest = hashlib.sha256()
-    root = Path(folder)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.name == "README.md":
-            continue
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return f"{kind}-{digest.hexdigest()[:12]}"
-
-
-def tau_version(tau: float) -> str:
-    return f"tau-{tau:.6g}"
 
 
 def configured_versions(config: ThinkgateConfig) -> ActiveVersions:

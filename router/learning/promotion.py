@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from router.learning.loop import folder_version, tau_version
-from router.learning.reload import pack_folder, unpack_artifact
+from router.learning.artifacts import (
+    MIN_COMPARE,
+    MIN_GAP,
+    folder_version,
+    pack_folder,
+    tau_version,
+    unpack_artifact,
+)
 from router.learning.store import LearningStore
-
-MIN_COMPARE = 10
-"""Fewest held-out labelled records a comparison needs."""
-MIN_GAP = 0.05
-"""Smallest mean(strong - weak) for APGR to mean anything: with preference labels
-(weak = 1 - strong) a balanced set has no gap and APGR divides by about zero."""
 
 
 class PromotionRefused(Exception):

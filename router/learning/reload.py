@@ -18,44 +18,20 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import tarfile
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from router.learning.store import cache_dir, redact
+from router.learning.artifacts import MIN_COMPARE, MIN_GAP, unpack_artifact
+from router.learning.store import redact
 
 if TYPE_CHECKING:
     from router.learning.loop import LearningLoop
 
 log = logging.getLogger("thinkgate.learning")
-
-
-def pack_folder(folder: str | Path) -> bytes:
-    """An artifact folder as a gzip'd tar (relative names, regular files only)."""
-    root = Path(folder)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            tar.add(path, arcname=path.relative_to(root).as_posix(), recursive=False)
-    return buffer.getvalue()
-
-
-def unpack_artifact(version: str, payload: bytes) -> Path:
-    """Unpack a stored artifact under ``<cache>/learning/artifacts/<version>`` (once)."""
-    target = cache_dir() / "learning" / "artifacts" / version
-    if (target / ".complete").is_file():
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
-        tar.extractall(target, filter="data")
-    (target / ".complete").write_text("ok\n")
-    return target
 
 
 class VersionPoller:
@@ -106,7 +82,6 @@ class VersionPoller:
         """Labelled-record count and the live APGR of the router in force (stored feature
         vectors only: nothing is featurized here)."""
         from router.learning.log_data import apgr_of, router_rows
-        from router.learning.promotion import MIN_COMPARE, MIN_GAP
 
         metrics = self.loop.metrics
         metrics.labelled_records.set(self.loop.store.count_labelled())

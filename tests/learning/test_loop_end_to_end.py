@@ -13,7 +13,7 @@ import pytest
 
 from classifiers.difficulty import DEFAULT_ROUTER_PATH, DifficultyRouter
 from router.cli import main as thinkgate
-from router.learning.loop import folder_version
+from router.learning.artifacts import folder_version
 from router.learning.store import LearningStore
 from tests.learning.conftest import KEY_A, learning_config, learning_gateway
 

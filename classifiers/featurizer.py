@@ -16,9 +16,12 @@ Blocks, each optional, concatenated in this order:
    the prompt's actual request (:func:`classifiers.request_text.extract_request`: few-shot
    exemplars, format instructions and the answer cue removed), first ``request_tokens``
    tokens;
-6. ``length`` — ``log1p`` of the request's characters and words.
+6. ``length`` — ``log1p`` of the request's characters and words;
+7. ``request_static`` — static mean (input token embeddings, no transformer layers) over
+   the extracted request's first ``request_static_tokens`` tokens: the request's words
+   at about a hundredth of the cost of block 5.
 
-Blocks 5 and 6 describe the request rather than its template; they are what the shipped
+Blocks 5 to 7 describe the request rather than its template; they are what the shipped
 router uses (see the README's router section for what each block is worth across sources).
 :attr:`PromptFeaturizer.featurizer_id` names the exact feature layout, so feature vectors
 stored without their prompt (the decision log) can be matched to a router later.
@@ -65,6 +68,8 @@ class FeaturizerConfig:
         text_features: whether to append the cheap text features.
         request_tokens: tokens of the extracted request to embed; 0 disables the block.
         request_length: whether to append the request's log length (chars, words).
+        request_static_tokens: tokens of the extracted request averaged by the static
+            request block; 0 disables the block.
     """
 
     encoder_path: str | None = None
@@ -76,9 +81,16 @@ class FeaturizerConfig:
     text_features: bool = True
     request_tokens: int = 0
     request_length: bool = False
+    request_static_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("static_tokens", "head_tokens", "tail_tokens", "request_tokens"):
+        for name in (
+            "static_tokens",
+            "head_tokens",
+            "tail_tokens",
+            "request_tokens",
+            "request_static_tokens",
+        ):
             value = getattr(self, name)
             if value != 0 and value < 4:
                 raise ValueError(f"{name} must be 0 or >= 4, got {value}")
@@ -93,6 +105,7 @@ class FeaturizerConfig:
             or self.text_features
             or self.request_tokens
             or self.request_length
+            or self.request_static_tokens
         ):
             raise ValueError("a featurizer needs at least one feature block")
         if self.tail_layers is not None and self.tail_layers < 1:
@@ -117,6 +130,7 @@ class FeaturizerConfig:
             "text_features",
             "request_tokens",
             "request_length",
+            "request_static_tokens",
         }
         unknown = set(data) - known
         if unknown:
@@ -186,6 +200,18 @@ class PromptFeaturizer:
             else None
         )
 
+        self._request_static = (
+            TextEncoder(
+                config.encoder_path,
+                max_seq_length=config.request_static_tokens,
+                window="head",
+                static=True,
+                batch_size=128,
+            )
+            if config.request_static_tokens
+            else None
+        )
+
     @property
     def featurizer_id(self) -> str:
         """See :attr:`FeaturizerConfig.featurizer_id`."""
@@ -208,6 +234,8 @@ class PromptFeaturizer:
             names.append("request")
         if self.config.request_length:
             names.append("length")
+        if self._request_static is not None:
+            names.append("request_static")
         return names
 
     def blocks(
@@ -233,12 +261,14 @@ class PromptFeaturizer:
             out["tail"] = self._tail.encode(prompts, show_progress_bar=bar)
         if self.config.text_features and "text" in wanted:
             out["text"] = text_features(prompts)
-        if wanted & {"request", "length"}:
+        if wanted & {"request", "length", "request_static"}:
             requests = [extract_request(p) for p in prompts]
             if self._request is not None and "request" in wanted:
                 out["request"] = self._request.encode(requests, show_progress_bar=bar)
             if self.config.request_length and "length" in wanted:
                 out["length"] = request_length_features(requests)
+            if self._request_static is not None and "request_static" in wanted:
+                out["request_static"] = self._request_static.encode(requests, show_progress_bar=bar)
         return out
 
     def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:

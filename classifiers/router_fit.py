@@ -46,6 +46,7 @@ __all__ = [
     "fit_linear_head",
     "fit_router_from_features",
     "fold_groups",
+    "sample_rows",
     "weighted_quantiles",
 ]
 
@@ -173,6 +174,27 @@ def fold_groups(
             out[rows] = next_id + rng.permutation(len(rows)) % folds
             next_id += folds
     return out
+
+
+def sample_rows(
+    groups: np.ndarray, sources: np.ndarray, max_rows: int, seed: int = 0
+) -> np.ndarray:
+    """Sorted row indices keeping at most ``max_rows`` per source, stratified by group.
+
+    Within a larger source every group keeps about the same fraction of its rows
+    (random rows, seeded); smaller sources are kept whole.
+    """
+    g, src = np.asarray(groups), np.asarray(sources)
+    rng = np.random.default_rng(seed)
+    position = np.empty(len(g))
+    for value in np.unique(g):
+        rows = np.flatnonzero(g == value)
+        position[rows] = (rng.permutation(len(rows)) + rng.random(len(rows))) / len(rows)
+    keep = []
+    for s in np.unique(src):
+        rows = np.flatnonzero(src == s)
+        keep.append(rows if len(rows) <= max_rows else rows[np.argsort(position[rows])[:max_rows]])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:

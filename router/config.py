@@ -413,31 +413,10 @@ class LearningConfig(_Strict):
     shadow_max_per_minute: int = Field(
         60, ge=0, description="Most shadow answers started per minute by one gateway."
     )
-    shadow_max_tokens: int = Field(
-        256, ge=1, description="max_tokens of a shadow answer and of a judge call."
-    )
+    shadow_max_tokens: int = Field(256, ge=1, description="Most tokens of a shadow answer.")
     judge: Literal["strong", "small"] = Field(
         "strong", description="Tier that judges a pair of answers (default the strong tier)."
     )
-    admin_key_hashes: tuple[str, ...] = Field(
-        (),
-        description="SHA-256 hex digests of admin keys for `POST /v1/admin/promote`; "
-        "none = the admin endpoint is off.",
-    )
-
-    @field_validator("admin_key_hashes")
-    @classmethod
-    def _admin_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = []
-        for index, digest in enumerate(value):
-            clean = digest.strip().lower()
-            if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
-                raise ValueError(
-                    f"admin_key_hashes[{index}] must be a SHA-256 hex digest (64 hex "
-                    f"characters), got {len(clean)} characters"
-                )
-            out.append(clean)
-        return tuple(out)
 
 
 class ThinkgateConfig(_Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,24 @@ class BodySizeLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
+def _counted(
+    handler: Callable[[Request, Exception], Awaitable[Response]],
+    metrics: GatewayMetrics,
+    error_type: str | None,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """``handler``, also counting the error in ``thinkgate_requests_total`` (route ``none``)
+    and ``thinkgate_errors_total`` (``error_type``, or the exception's own)."""
+
+    async def counted(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        kind = error_type or getattr(exc, "error_type", "internal_error")
+        metrics.errors.labels(error_type=kind).inc()
+        metrics.requests.labels(route="none", status=str(response.status_code)).inc()
+        return response
+
+    return counted
+
+
 def create_app(
     config: ThinkgateConfig, service: ChatService, metrics: GatewayMetrics, ready: ReadyCheck
 ) -> FastAPI:
@@ -84,8 +103,12 @@ def create_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.gateway.max_body_bytes)
     app.add_middleware(AccessLog)  # outermost of ours: sees 413s and the whole stream
-    app.add_exception_handler(RequestValidationError, handle_validation_error)
-    app.add_exception_handler(ThinkgateError, handle_thinkgate_error)
+    # Errors raised before a route's own handler runs (body validation, authentication) are
+    # counted here; the chat handler counts the ones it raises itself.
+    app.add_exception_handler(
+        RequestValidationError, _counted(handle_validation_error, metrics, "invalid_request_error")
+    )
+    app.add_exception_handler(ThinkgateError, _counted(handle_thinkgate_error, metrics, None))
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
     router = build_router(

@@ -147,7 +147,11 @@ def length_trainer(sources: dict[str, Source]) -> Trainer:
 
 
 def _apgr(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> float:
-    return apgr(quality_curve(scores, weak, strong), float(weak.mean()), float(strong.mean()))
+    """APGR; NaN for a bootstrap draw without a quality gap (left out of the intervals)."""
+    try:
+        return apgr(quality_curve(scores, weak, strong), float(weak.mean()), float(strong.mean()))
+    except ValueError:
+        return float("nan")
 
 
 def evaluate(
@@ -172,7 +176,7 @@ def evaluate(
                     for i in (rng.integers(0, len(test), len(test)) for _ in draws)
                 ]
             )
-        out[name] = {"apgr": float(np.mean(point)), "draws": np.mean(boot, axis=0)}
+        out[name] = {"apgr": float(np.mean(point)), "draws": np.nanmean(boot, axis=0)}
     return out
 
 
@@ -184,7 +188,8 @@ def pooled(result: dict[str, Any], gaps: dict[str, float]) -> dict[str, Any]:
 
 
 def _interval(draws: np.ndarray) -> list[float]:
-    return [round(float(np.percentile(draws, 2.5)), 4), round(float(np.percentile(draws, 97.5)), 4)]
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 SHARE_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.7)
@@ -285,14 +290,22 @@ def main() -> int:
     }
     print("| random | " + " | ".join(f"{v:.3f}" for v in rand.values()) + " | 0.500 |")
     print("gaps: " + ", ".join(f"{d}: {g:.3f}" for d, g in gaps.items()))
+    shares = strong_shares(sources, blocks)
+    print("\n| routing.strong_share | threshold | " + " | ".join(sources) + " |")
+    print("|---|---|" + "---|" * len(sources))
+    for target, row in shares.items():
+        cells = " | ".join(f"{row[n]:.3f}" for n in sources)
+        print(f"| {target} | {row['threshold']:.3f} | {cells} |")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {"table": table, "random": rand, "gaps": gaps, "draws": args.draws}, indent=2
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        summary = {
+            "table": table,
+            "random": rand,
+            "gaps": gaps,
+            "draws": args.draws,
+            "strong_shares": shares,
+            "n": {n: len(s.data) for n, s in sources.items()},
+        }
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -89,7 +89,12 @@ async def run_load(
     """Send ``requests`` copies of ``body`` with at most ``concurrency`` in flight."""
     result = LoadResult(requests, concurrency)
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections expire on the client before uvicorn's 5 s keep-alive closes them on
+    # the server: with equal timeouts a request sent on a connection the server is closing
+    # fails with a ReadError (the keep-alive race), which is the client's doing, not a loss.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
 
         async def one() -> None:

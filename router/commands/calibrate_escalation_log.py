@@ -72,7 +72,8 @@ def from_log(args: argparse.Namespace) -> int:
         f"labelled small answers; kept answers wrong: {details['kept_error_rate']})"
     )
     print(f"escalation:\n  scorer: {rows.scorer}\n  tau: {tau:.4f}")
-    print(f"or, on every gateway without a restart: thinkgate promote --tau {tau:.4f}")
+    target = f" --target-error {args.target_error}" if args.target_error is not None else ""
+    print(f"or, on every gateway without a restart: thinkgate promote --tau {tau:.4f}{target}")
     if args.json_out:
         out = Path(args.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)

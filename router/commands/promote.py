@@ -3,12 +3,12 @@
 The artifact goes into the learning database and becomes the active version; every
 gateway replica reading that database swaps it in without a restart. A router that is
 worse than the active one on the held-out labelled records (or cannot be compared) is
-refused unless ``--force``.
+refused unless ``--force``; so is a budget model or tau (`router.learning.compare`).
 
 Example::
 
     $ thinkgate promote my-router                     # database from the config
-    $ thinkgate promote --tau 0.62 --database-url postgresql+psycopg://...
+    $ thinkgate promote --tau 0.62 --target-error 0.1 --database-url postgresql+psycopg://...
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="promote even if not better")
     parser.add_argument("--holdout-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=None,
+        help="--tau: largest share of wrong kept small answers the comparison aims for",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
     store = LearningStore(args.database_url or database_url(config.learning))
     try:
         if args.tau is not None:
-            result = promote_tau(store, args.tau, force=args.force)
+            result = promote_tau(
+                store,
+                args.tau,
+                force=args.force,
+                configured=config.escalation.tau,
+                target_error=args.target_error,
+                holdout_fraction=args.holdout_fraction,
+            )
         elif detect_kind(args.folder) == "router":
             result = promote_router(
                 store,
@@ -58,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
                 holdout_fraction=args.holdout_fraction,
             )
         else:
-            result = promote_budget(store, args.folder, force=args.force)
+            result = promote_budget(
+                store,
+                args.folder,
+                force=args.force,
+                configured=config.budget.predictor_path,
+                quantile=config.budget.quantile,
+                holdout_fraction=args.holdout_fraction,
+            )
     except PromotionRefused as exc:
         print(f"promote: refused: {exc}", file=sys.stderr)
         print(json.dumps({"promoted": False, "comparison": exc.detail}, default=str))

@@ -141,7 +141,9 @@ class SmallAnswerRows:
     scorer: str | None
 
 
-def small_answer_rows(store: LearningStore, *, holdout_fraction: float = 0.0) -> SmallAnswerRows:
+def small_answer_rows(
+    store: LearningStore, *, holdout_fraction: float = 0.0, holdout: bool = False
+) -> SmallAnswerRows:
     """Answers the small tier gave (not escalated) with an uncertainty and a label: the
     judge's ``small_ok``, else feedback (``score >= 0.5``). Answers escalated under the
     tau in force are not in the log (their small answer was replaced), so calibrate on
@@ -152,7 +154,7 @@ def small_answer_rows(store: LearningStore, *, holdout_fraction: float = 0.0) ->
     for record, labels in store.labelled_records():
         if record["route"] != "small" or record["uncertainty"] is None:
             continue
-        if holdout_fraction and is_holdout(record["request_id"], holdout_fraction):
+        if holdout_fraction and is_holdout(record["request_id"], holdout_fraction) != holdout:
             continue
         flags = [lab["small_ok"] for lab in labels if lab["small_ok"] is not None]
         if not flags:
@@ -194,10 +196,11 @@ def budget_rows(
     compute: Callable[[list[str]], np.ndarray] | None = None,
     *,
     holdout_fraction: float = HOLDOUT_FRACTION,
+    holdout: bool = False,
 ) -> BudgetRows:
     """Strong-tier answers with a thinking budget: reasoning tokens in the strong model's
     own tokenizer; a force-closed answer is censored (its natural length is at least what
-    it spent). Held-out request ids are left out."""
+    it spent). Held-out request ids are left out (``holdout``: only they are kept)."""
     features: list[np.ndarray | None] = []
     texts: list[str | None] = []
     lengths: list[float] = []
@@ -208,7 +211,7 @@ def budget_rows(
     for record in store.decisions():
         if record["tier"] != "strong" or record["thinking_budget"] is None:
             continue
-        if is_holdout(record["request_id"], holdout_fraction):
+        if is_holdout(record["request_id"], holdout_fraction) != holdout:
             continue
         vector = unpack(record["budget_features"])
         if vector is not None and len(vector) != n_features:

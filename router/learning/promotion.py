@@ -5,7 +5,9 @@ labelled records of the decision log (`router.learning.log_data`; APGR, RouteLLM
 method) and refuses one that is worse, or that cannot be compared (too few held-out
 records), unless ``force``. The artifact folder is stored in the database (a tar; routers
 and budget models are tens of KB) and the ``active`` row is set; every replica's
-`VersionPoller` swaps it in within ``learning.poll_interval_s``. Each promotion is an
+`VersionPoller` swaps it in within ``learning.poll_interval_s``. Budget models and tau
+are compared the same way (`router.learning.compare`: coverage of natural thinking
+lengths, then tokens spent; kept-answer error for a target). Each promotion is an
 ``events`` row (previous version, forced or not, the comparison).
 
 Example::
@@ -134,24 +136,125 @@ def promote_router(
     return {"kind": "router", "version": version, "previous": previous, "comparison": detail}
 
 
+def active_budget_folder(store: LearningStore, configured: str | None) -> tuple[str, Path]:
+    """(version, folder) of the budget model in force: the promoted one, else
+    ``configured`` (None = the shipped default)."""
+    version = store.active_versions().get("budget")
+    if version is not None:
+        artifact = store.artifact(version)
+        if artifact is not None:
+            return version, unpack_artifact(version, artifact["payload"])
+    from classifiers.budget_predictor import DEFAULT_BUDGET_DIR
+
+    folder = Path(configured) if configured else DEFAULT_BUDGET_DIR
+    return folder_version("budget", folder), folder
+
+
+def _refuse_if_worse(kind: str, detail: dict[str, Any], measure: str) -> None:
+    active = detail["active_version"]
+    if not detail["comparable"]:
+        raise PromotionRefused(
+            f"cannot compare with the active {kind} {active}: only {detail['n_holdout']} "
+            f"held-out records ({measure}); collect more labels or pass --force",
+            detail,
+        )
+    if detail["worse"]:
+        raise PromotionRefused(
+            f"the challenger is worse than the active {kind} {active} on "
+            f"{detail['n_holdout']} held-out records (challenger {detail['challenger']}, "
+            f"active {detail['active']}); pass --force to promote it anyway",
+            detail,
+        )
+
+
 def promote_budget(
-    store: LearningStore, folder: str | Path, *, force: bool = False
+    store: LearningStore,
+    folder: str | Path,
+    *,
+    force: bool = False,
+    configured: str | None = None,
+    quantile: float = 0.9,
+    holdout_fraction: float = 0.2,
 ) -> dict[str, Any]:
-    """Store and activate a budget model (no comparison yet: see the README)."""
+    """Store and activate a budget model; refused (unless ``force``) when it covers fewer
+    held-out natural thinking lengths than the active one, or as many with more tokens
+    (`router.learning.compare`)."""
     from classifiers.budget_predictor import ComplexityPredictor
+    from router.learning.compare import compare_budgets
 
     ComplexityPredictor.load(folder)  # refuses a malformed folder before anything is stored
     version = folder_version("budget", folder)
+    active_version, active_folder = active_budget_folder(store, configured)
+    detail: dict[str, Any] = {"active_version": active_version}
+    if active_version == version:
+        detail.update(comparable=False, note="already active")
+    else:
+        detail.update(
+            compare_budgets(
+                store,
+                Path(folder),
+                active_folder,
+                quantile=quantile,
+                holdout_fraction=holdout_fraction,
+            )
+        )
+        if not force:
+            _refuse_if_worse(
+                "budget model",
+                detail,
+                f"strong answers with a thinking budget, need {MIN_COMPARE}",
+            )
     metadata = json.loads((Path(folder) / "metadata.json").read_text(encoding="utf-8"))
     store.put_artifact(version, "budget", metadata, pack_folder(folder))
-    previous = store.activate("budget", version, forced=force, detail={"comparable": False})
-    return {"kind": "budget", "version": version, "previous": previous}
+    previous = store.activate("budget", version, forced=force, detail=detail)
+    return {"kind": "budget", "version": version, "previous": previous, "comparison": detail}
 
 
-def promote_tau(store: LearningStore, tau: float, *, force: bool = False) -> dict[str, Any]:
+def promote_tau(
+    store: LearningStore,
+    tau: float,
+    *,
+    force: bool = False,
+    configured: float | None = None,
+    target_error: float | None = None,
+    holdout_fraction: float = 0.2,
+) -> dict[str, Any]:
+    """Activate a tau; refused (unless ``force``) when, on the held-out labelled small
+    answers, it does worse than the active tau (the promoted one, else ``configured``) for
+    ``target_error`` (`router.learning.compare`), or when it cannot be compared."""
+    from router.learning.compare import compare_taus
+
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be in [0, 1], got {tau}")
     version = tau_version(tau)
+    active_version = store.active_versions().get("tau")
+    active_tau = configured
+    if active_version is not None:
+        artifact = store.artifact(active_version)
+        if artifact is not None and artifact["value"] is not None:
+            active_tau = float(artifact["value"])
+    if active_version is None and configured is not None:
+        active_version = tau_version(configured)
+    detail: dict[str, Any] = {"tau": tau, "active_version": active_version}
+    if active_version == version:
+        detail.update(comparable=False, note="already active")
+    else:
+        detail.update(
+            compare_taus(
+                store,
+                tau,
+                active_tau,
+                target_error=target_error,
+                holdout_fraction=holdout_fraction,
+            )
+        )
+        if not force:
+            _refuse_if_worse(
+                "tau",
+                detail,
+                f"labelled small answers with an uncertainty, need {MIN_COMPARE}, and "
+                "--target-error",
+            )
     store.put_artifact(version, "tau", {"tau": tau}, None, tau)
-    previous = store.activate("tau", version, forced=force, detail={"tau": tau})
-    return {"kind": "tau", "version": version, "previous": previous}
+    previous = store.activate("tau", version, forced=force, detail=detail)
+    return {"kind": "tau", "version": version, "previous": previous, "comparison": detail}

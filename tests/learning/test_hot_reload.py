@@ -30,7 +30,7 @@ def test_tau_and_budget_hot_reload(
             ).json()
 
         assert status()["tau"] == 1.0 and status()["active"]["budget"] == "disabled"
-        tau = promote_tau(store, 0.25)
+        tau = promote_tau(store, 0.25, force=True)  # nothing to compare with
         budget = promote_budget(store, folder)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (

@@ -102,7 +102,7 @@ def test_worse_challenger_is_refused_unless_forced(database_url: str, tmp_path: 
         detail["active"]["apgr"]
     )
 
-    tau = promote_tau(store, 0.42)
+    tau = promote_tau(store, 0.42, force=True)
     assert store.active_versions()["tau"] == tau["version"] == "tau-0.42"
     assert store.artifact("tau-0.42")["value"] == pytest.approx(0.42)  # type: ignore[index]
     store.close()

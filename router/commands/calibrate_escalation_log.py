@@ -1,7 +1,8 @@
 """``thinkgate calibrate-escalation``: from a QA file, plus ``--from-log URL``: tau from the
-small answers of the decision log (their uncertainty as scored when serving) against their
-labels, for a target escalation rate (``--rate``) or a target error rate of the small
-answers kept (``--target-error``).
+small answers of the decision log (their uncertainty as scored when serving; escalated
+requests log the uncertainty of the small answer they replaced) for a target escalation
+rate (``--rate``: every scored answer, labelled or not) or a target error rate of the small
+answers kept (``--target-error``: the labelled ones).
 
 Example::
 
@@ -45,31 +46,38 @@ def from_log(args: argparse.Namespace) -> int:
         print("calibrate-escalation: give --rate or --target-error", file=sys.stderr)
         return 2
     store = LearningStore(args.from_log)
-    rows = small_answer_rows(store)
+    rows = small_answer_rows(store, scored=True)
     store.close()
-    if not rows.uncertainties:
+    if args.rate is not None:
+        if not rows.scored:
+            print("calibrate-escalation: no small answers with an uncertainty", file=sys.stderr)
+            return 2
+        tau = tau_for_rate(rows.scored, args.rate)
+    elif not rows.uncertainties:
         print(
             "calibrate-escalation: no labelled small answers with an uncertainty", file=sys.stderr
         )
         return 2
-    if args.rate is not None:
-        tau = tau_for_rate(rows.uncertainties, args.rate)
     else:
         tau = tau_for_error(rows.uncertainties, rows.ok, args.target_error)
     kept = [ok for u, ok in zip(rows.uncertainties, rows.ok, strict=True) if u <= tau]
     details = {
         "tau": tau,
         "scorer": rows.scorer,
-        "n": len(rows.uncertainties),
-        "escalation_rate": escalation_rate(rows.uncertainties, tau),
+        "n": len(rows.scored) if args.rate is not None else len(rows.uncertainties),
+        "n_labelled": len(rows.uncertainties),
+        "escalation_rate": escalation_rate(
+            rows.scored if args.rate is not None else rows.uncertainties, tau
+        ),
         "kept_error_rate": (1 - sum(kept) / len(kept)) if kept else None,
-        "small_error_rate": 1 - sum(rows.ok) / len(rows.ok),
+        "small_error_rate": (1 - sum(rows.ok) / len(rows.ok)) if rows.ok else None,
         "target_rate": args.rate,
         "target_error": args.target_error,
     }
     print(
         f"tau = {tau:.4f}  (escalates {details['escalation_rate']:.1%} of {details['n']} "
-        f"labelled small answers; kept answers wrong: {details['kept_error_rate']})"
+        f"scored small answers; kept answers wrong: {details['kept_error_rate']} of "
+        f"{details['n_labelled']} labelled)"
     )
     print(f"escalation:\n  scorer: {rows.scorer}\n  tau: {tau:.4f}")
     target = f" --target-error {args.target_error}" if args.target_error is not None else ""

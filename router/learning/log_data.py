@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -134,27 +134,45 @@ def apgr_of(scores: np.ndarray, rows: LogRows) -> dict[str, Any]:
 
 @dataclass
 class SmallAnswerRows:
-    """Small-tier answers with their serving-time uncertainty and a label (small_ok)."""
+    """Small-tier answers with their serving-time uncertainty and a label (small_ok);
+    ``scored``: the uncertainty of every scored small answer, labelled or not."""
 
     uncertainties: list[float]
     ok: list[bool]
     scorer: str | None
+    scored: list[float] = field(default_factory=list)
+
+
+SCORED_ROUTES = ("small", "escalated")
+"""Routes whose small answer was scored: kept (``small``) or replaced (``escalated``)."""
 
 
 def small_answer_rows(
-    store: LearningStore, *, holdout_fraction: float = 0.0, holdout: bool = False
+    store: LearningStore,
+    *,
+    holdout_fraction: float = 0.0,
+    holdout: bool = False,
+    scored: bool = False,
 ) -> SmallAnswerRows:
-    """Answers the small tier gave (not escalated) with an uncertainty and a label: the
-    judge's ``small_ok``, else feedback (``score >= 0.5``). Answers escalated under the
-    tau in force are not in the log (their small answer was replaced), so calibrate on
-    traffic served with a high tau, or expect a tau biased upward."""
+    """Small answers that were scored, kept or escalated (an escalated record logs the
+    uncertainty of the small answer it replaced), with a label: the judge's ``small_ok``
+    (for an escalated request, the shadow small answer's), else feedback (``score >=
+    0.5``, small answers only: feedback on an escalated request rates the strong
+    answer). ``scored``: also every scored answer's uncertainty, labelled or not (what a
+    target escalation rate needs)."""
+
+    def keep(record: dict[str, Any]) -> bool:
+        if record["route"] not in SCORED_ROUTES or record["uncertainty"] is None:
+            return False
+        return not holdout_fraction or (
+            is_holdout(record["request_id"], holdout_fraction) == holdout
+        )
+
     values: list[float] = []
     ok: list[bool] = []
     scorers: set[str] = set()
     for record, labels in store.labelled_records():
-        if record["route"] != "small" or record["uncertainty"] is None:
-            continue
-        if holdout_fraction and is_holdout(record["request_id"], holdout_fraction) != holdout:
+        if not keep(record):
             continue
         flags = [lab["small_ok"] for lab in labels if lab["small_ok"] is not None]
         if not flags:
@@ -163,7 +181,14 @@ def small_answer_rows(
         ok.append(bool(flags[0]))
         if record["escalation_scorer"]:
             scorers.add(str(record["escalation_scorer"]))
-    return SmallAnswerRows(values, ok, ",".join(sorted(scorers)) or None)
+    every: list[float] = []
+    if scored:
+        for record in store.decisions():
+            if keep(record):
+                every.append(float(record["uncertainty"]))
+                if record["escalation_scorer"]:
+                    scorers.add(str(record["escalation_scorer"]))
+    return SmallAnswerRows(values, ok, ",".join(sorted(scorers)) or None, every)
 
 
 def tau_for_error(uncertainties: Sequence[float], ok: Sequence[bool], error: float) -> float:

@@ -202,21 +202,12 @@ class _GuardedStream:
             finished()
 
 
-def build_router(
-    service: ChatService,
-    metrics: GatewayMetrics,
-    ready: ReadyCheck,
-    *,
-    api_keys: ApiKeys | None = None,
-    rate_limits: RateLimits | None = None,
-    gate: ConcurrencyGate | None = None,
-    log_prompts: bool = False,
-) -> APIRouter:
-    """The routes. Without ``api_keys`` the /v1 routes are open; without ``rate_limits`` or
-    ``gate`` nothing is limited beyond the request validation."""
-    api = APIRouter()
-    keys = api_keys or ApiKeys()
-    after_tasks: set[asyncio.Future[None]] = set()  # learning work after streamed answers
+def api_key_dependency(keys: ApiKeys, metrics: GatewayMetrics) -> Callable[..., Awaitable[str]]:
+    """A FastAPI dependency that authenticates the bearer key and returns its key id.
+
+    A refused key is counted in ``thinkgate_rejected_total{reason="auth"}`` and raises
+    `AuthenticationError` (401). Every route guarded by API keys uses this one dependency.
+    """
     bearer = HTTPBearer(
         auto_error=False,
         scheme_name="ApiKey",
@@ -236,6 +227,26 @@ def build_router(
             raise
         record.key_id = key
         return key
+
+    return authorize
+
+
+def build_router(
+    service: ChatService,
+    metrics: GatewayMetrics,
+    ready: ReadyCheck,
+    *,
+    api_keys: ApiKeys | None = None,
+    rate_limits: RateLimits | None = None,
+    gate: ConcurrencyGate | None = None,
+    log_prompts: bool = False,
+) -> APIRouter:
+    """The routes. Without ``api_keys`` the /v1 routes are open; without ``rate_limits`` or
+    ``gate`` nothing is limited beyond the request validation."""
+    api = APIRouter()
+    keys = api_keys or ApiKeys()
+    after_tasks: set[asyncio.Future[None]] = set()  # learning work after streamed answers
+    authorize = api_key_dependency(keys, metrics)
 
     def charge(key: str, record: AccessRecord, prompt_estimate: int = 0) -> None:
         if rate_limits is not None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends
 from sqlalchemy.exc import SQLAlchemyError
 
-from router._exceptions import AuthenticationError, OverloadedError
-from router.gateway.access_log import access_record
+from router._exceptions import OverloadedError
+from router.gateway.api_router import api_key_dependency
 from router.gateway.security import ApiKeys
 from router.learning.feedback import FeedbackRequest, FeedbackResponse, FeedbackService
 from router.learning.loop import LearningLoop
@@ -34,21 +33,7 @@ def build_learning_router(
     api = APIRouter()
     keys = api_keys or ApiKeys()
     feedback = FeedbackService(loop)
-    bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey")
-
-    async def authorize(
-        request: Request,
-        _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
-    ) -> str:
-        record = access_record(request)
-        try:
-            key = keys.authenticate(request.headers.get("authorization"))
-        except AuthenticationError as exc:
-            record.error_code = exc.code
-            metrics.rejected.labels(reason="auth").inc()
-            raise
-        record.key_id = key
-        return key
+    authorize = api_key_dependency(keys, metrics)
 
     @api.post("/v1/feedback", response_model=FeedbackResponse, responses=_ERRORS)
     async def post_feedback(

@@ -34,7 +34,17 @@ def serve_app(app: object, *, port: int | None = None, timeout_s: float = 60.0) 
     """Run an ASGI app with uvicorn in a thread; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            # uvicorn closes a keep-alive connection idle for 5 s by default; on a loaded
+            # 2-core runner its timer can fire as the client reuses the connection (seen
+            # as 1 ReadError in 2,000 load-test requests). Clients here expire theirs first.
+            timeout_keep_alive=30,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -79,8 +79,10 @@ def test_concurrent_requests_are_batched_and_all_answered(base_url: str) -> None
     before = len(_small_batch_sizes())
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert list(pool.map(call, range(16))) == [200] * 16
+    # One entry per decoding step of the replica's running batch: how many requests that
+    # step advanced. Continuous batching shares steps between concurrent requests.
     sizes = _small_batch_sizes()[before:]
-    assert sum(sizes) == 16 and max(sizes) > 1, sizes  # answered in shared engine batches
+    assert sizes and max(sizes) > 1, sizes
 
 
 def test_overload_is_answered_by_thinkgate_not_by_ray(

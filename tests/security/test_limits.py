@@ -144,7 +144,11 @@ def test_requests_per_minute_gives_429_with_retry_after(secured_gateway: Secured
 
 
 def test_tokens_per_minute_gives_429_after_a_big_answer(secured_gateway: SecuredGateway) -> None:
-    with secured_gateway(env={"THINKGATE_API_KEYS": "k1"}, tokens_per_minute=20) as url:
+    # The endless small model never stops before max_tokens: the answer is 30 tokens for
+    # sure (a sampled tiny model could stop at EOS under the 20-token budget).
+    with secured_gateway(
+        env={"THINKGATE_API_KEYS": "k1"}, tokens_per_minute=20, endless_small=True
+    ) as url:
         k1 = {"Authorization": "Bearer k1"}
         body = {**CHAT, "max_tokens": 30}
         first = httpx.post(f"{url}/v1/chat/completions", json=body, headers=k1)

@@ -50,18 +50,26 @@ def detect_kind(folder: str | Path) -> str:
     raise ValueError(f"{root}: neither a router folder (router.json) nor a budget model")
 
 
-def active_router_folder(store: LearningStore, configured: str | None) -> tuple[str, Path | None]:
-    """(version, folder) of the router in force: the promoted one, else ``configured``
-    (None = the shipped default)."""
-    version = store.active_versions().get("router")
+def _active_folder(
+    store: LearningStore, kind: str, configured: str | None, default: Path
+) -> tuple[str, Path]:
+    """(version, folder) of the ``kind`` artifact in force: the promoted one, else
+    ``configured``, else ``default`` (the shipped one)."""
+    version = store.active_versions().get(kind)
     if version is not None:
         artifact = store.artifact(version)
         if artifact is not None:
             return version, unpack_artifact(version, artifact["payload"])
+    folder = Path(configured) if configured else default
+    return folder_version(kind, folder), folder
+
+
+def active_router_folder(store: LearningStore, configured: str | None) -> tuple[str, Path | None]:
+    """(version, folder) of the router in force: the promoted one, else ``configured``
+    (None = the shipped default)."""
     from classifiers.difficulty import DEFAULT_ROUTER_PATH
 
-    folder = Path(configured) if configured else DEFAULT_ROUTER_PATH
-    return folder_version("router", folder), folder
+    return _active_folder(store, "router", configured, DEFAULT_ROUTER_PATH)
 
 
 def compare_routers(
@@ -139,15 +147,9 @@ def promote_router(
 def active_budget_folder(store: LearningStore, configured: str | None) -> tuple[str, Path]:
     """(version, folder) of the budget model in force: the promoted one, else
     ``configured`` (None = the shipped default)."""
-    version = store.active_versions().get("budget")
-    if version is not None:
-        artifact = store.artifact(version)
-        if artifact is not None:
-            return version, unpack_artifact(version, artifact["payload"])
     from classifiers.budget_predictor import DEFAULT_BUDGET_DIR
 
-    folder = Path(configured) if configured else DEFAULT_BUDGET_DIR
-    return folder_version("budget", folder), folder
+    return _active_folder(store, "budget", configured, DEFAULT_BUDGET_DIR)
 
 
 def _refuse_if_worse(kind: str, detail: dict[str, Any], measure: str) -> None:

@@ -217,11 +217,13 @@ class StepScheduler:
             ticket.sink([])
 
     def _step(self, admitted: list[Ticket]) -> None:
-        batch = self._batch
         self._drop(lambda r: r.ticket.cancelled.is_set())
         if admitted:
             self._prefill(admitted)
             self._drop(lambda r: r.row.finished)
+        # Read the batch only now: `_drop` replaces an emptied batch with a new one, and a
+        # step on the old one would feed finished rows another token.
+        batch = self._batch
         if not batch.rows:
             return
         self.batch_history.append(len({id(r.ticket) for r in batch.rows}))

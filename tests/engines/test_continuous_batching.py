@@ -147,3 +147,22 @@ def test_a_generate_whose_caller_left_frees_its_rows_at_the_next_step(
     _wait_idle(never_close)
     after = len(never_close.scheduler.batch_history) - steps_at_cancel
     assert after <= 2, f"{after} decoding steps ran after the caller left"
+
+
+def test_a_request_that_ends_at_prefill_takes_no_decoding_step(
+    never_close: TransformersEngine,
+) -> None:
+    """A one-token answer is finished by its prefill. The scheduler used to keep a reference
+    to the batch it had just emptied and ran one more step on it, feeding the finished row a
+    second token: its completion (2 tokens, 2 log-probabilities) replaced the first one while
+    the caller was reading it - the ``max_tokens=1`` answer with two logprob entries seen in
+    loaded CI runs."""
+    _wait_idle(never_close)
+    assert never_close.scheduler.wait_idle(60)
+    steps_before = len(never_close.scheduler.batch_history)
+    [result] = never_close.generate([_request("one token", 1, logprobs=True, top_logprobs=2)])
+    assert never_close.scheduler.wait_idle(60)
+    [choice] = result.choices
+    assert choice.completion_tokens == 1
+    assert len(choice.logprobs or []) == 1
+    assert len(never_close.scheduler.batch_history) == steps_before, "a step ran after prefill"

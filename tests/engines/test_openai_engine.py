@@ -166,11 +166,9 @@ def test_stream_n_choices(upstream: str) -> None:
 def test_next_token_logprobs(upstream: str) -> None:
     engine = make_engine(upstream)
     params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=5)
-    # The first answered token's log-probability is what next_token_logprobs must match.
-    # (Twice in full-suite runs under load this 1-token answer came back with 2 logprob
-    # entries; not reproduced alone - an open question noted in the closing note, not hidden
-    # here: the check below still reads the first entry.)
-    [first, *_] = generate_one(engine, params).choices[0].logprobs or []
+    # One answered token, one log-probability (a scheduler race once fed a token finished at
+    # prefill a second one: tests/engines/test_continuous_batching.py pins it).
+    [first] = generate_one(engine, params).choices[0].logprobs or []
     scores = engine.next_token_logprobs(QUESTION, "", [first.token, "<no such token>"])
     assert scores[first.token] == pytest.approx(first.logprob, abs=1e-4)
     assert scores["<no such token>"] == -math.inf

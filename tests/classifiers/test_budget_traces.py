@@ -93,5 +93,13 @@ def test_make_train_budget_reproduces_the_shipped_artifact(tmp_path: Path) -> No
     assert main([*argv, "--holdout-fraction", "0.2", "--out", str(tmp_path)]) == 0
     rebuilt = json.loads((tmp_path / "metadata.json").read_text())
     assert rebuilt["data"] == shipped["data"]  # same files, same sha256
-    weights = "weights.safetensors"
-    assert (tmp_path / weights).read_bytes() == (DEFAULT_BUDGET_DIR / weights).read_bytes()
+    # Same tensors up to float rounding: BLAS and torch reductions round differently with
+    # the thread count and CPU (a loaded CI run differed in the last bits of the ridge).
+    from safetensors.numpy import load_file
+
+    got = load_file(tmp_path / "weights.safetensors")
+    want = load_file(DEFAULT_BUDGET_DIR / "weights.safetensors")
+    assert sorted(got) == sorted(want)
+    for name, tensor in want.items():
+        assert got[name].shape == tensor.shape, name
+        np.testing.assert_allclose(got[name], tensor, rtol=1e-6, atol=1e-9, err_msg=name)

@@ -28,6 +28,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One intra-op thread: on a small, shared CPU, torch's default thread pool spins against
 # the other processes (test workers, Ray replicas) and runs 2-10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Ray Serve's controller kills a proxy that is not ready within 5 s, and serve.start then
+# fails with ActorDiedError: on a loaded 2-core runner (4 test workers) a proxy took longer
+# to start. The local Ray clusters of the tests inherit these; production keeps Ray's values.
+os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "30")
 
 
 @pytest.fixture(scope="session")

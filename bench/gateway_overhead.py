@@ -17,6 +17,7 @@ Example::
 
     $ python bench/gateway_overhead.py                      # 200 requests per cell
     $ python bench/gateway_overhead.py --requests 50 --no-serve --json out.json
+    $ python bench/gateway_overhead.py --no-serve --no-learning   # decision log off
 
 Prints a Markdown table of p50/p99 per path and the p50/p99 added over ``engine``.
 ``--json`` writes ``{"rows": [...], "serve_added_p50_ms", "gateway_added_p50_ms"}`` (the
@@ -97,7 +98,9 @@ def serve_app(config: Any) -> Iterator[str]:
         ray.shutdown()
 
 
-def measure(requests: int, max_tokens: list[int], with_serve: bool) -> list[dict[str, Any]]:
+def measure(
+    requests: int, max_tokens: list[int], with_serve: bool, learning: bool = True
+) -> list[dict[str, Any]]:
     import torch
 
     # One torch thread in this process, as Ray gives a replica with num_cpus <= 1
@@ -127,7 +130,9 @@ def measure(requests: int, max_tokens: list[int], with_serve: bool) -> list[dict
     with tempfile.TemporaryDirectory() as tmp:
         small = build_tiny_model(Path(tmp) / "qwen3", "qwen3")
         strong = build_tiny_model(Path(tmp) / "gemma3", "gemma3")
-        config = tiny_config(small, strong, escalation={"enabled": False})
+        config = tiny_config(
+            small, strong, escalation={"enabled": False}, learning={"enabled": learning}
+        )
         engine = create_engine(config.small.engine)
         engine.load()
         for k in max_tokens:
@@ -184,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per row")
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--no-serve", action="store_true", help="skip the Ray Serve path")
+    parser.add_argument(
+        "--no-learning", action="store_true", help="decision log off (it is on by default)"
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     if args.requests < 1 or min(args.max_tokens) < 1:
         parser.error("--requests and --max-tokens must be >= 1")
-    rows = measure(args.requests, args.max_tokens, not args.no_serve)
+    rows = measure(args.requests, args.max_tokens, not args.no_serve, not args.no_learning)
     print(table(rows, args.requests))
     if args.json:
         args.json.write_text(json.dumps(summary(rows), indent=2) + "\n")

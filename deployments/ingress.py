@@ -45,6 +45,7 @@ class Gateway:
             self.config.small.engine.display_name,
             self.config.small.deployment.timeout_s,
             watch=self.watch if min_replicas(self.config.small.deployment) > 0 else None,
+            metrics=self.metrics,
         )
         self.strong = ServeTier(
             "strong",
@@ -52,6 +53,7 @@ class Gateway:
             self.config.strong.engine.display_name,
             self.config.strong.deployment.timeout_s,
             watch=self.watch if min_replicas(self.config.strong.deployment) > 0 else None,
+            metrics=self.metrics,
         )
         self.cascade = Cascade(
             self.config, small=self.small, strong=self.strong, metrics=self.metrics

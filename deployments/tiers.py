@@ -13,8 +13,8 @@ Failure semantics of `ServeTier` (what the gateway sees)::
     no running replica (watch)      -> 503 at once, Retry-After 5 (replicas restarting or
                                        the model cannot load; see deployments.availability)
     replica died / unreachable      -> retried once on another replica (non-stream calls,
-                                       and streams before their first event); then 503,
-                                       Retry-After 1
+                                       and streams before their first event), counted in
+                                       thinkgate_tier_retries_total; then 503, Retry-After 1
     deployment failed to deploy     -> 503 at once (no queueing), Retry-After 10
     handle queue full (backpressure)-> 503, Retry-After from Serve (default 1)
     no answer within timeout_s      -> the request is cancelled; 503, Retry-After 5
@@ -41,6 +41,7 @@ from deployments.availability import ReplicaWatch
 from router._exceptions import ThinkgateError, TierUnavailableError
 from router.config import ThinkgateConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult, StreamEvent
+from router.metrics import GatewayMetrics
 from router.tiers import LocalTier, is_unavailability
 
 log = logging.getLogger("thinkgate.deployments")
@@ -174,8 +175,10 @@ class ServeTier:
         timeout_s: float,
         *,
         watch: ReplicaWatch | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics
         self.handle = handle
         self._model_name = model_name
         self.timeout_s = timeout_s
@@ -200,6 +203,11 @@ class ServeTier:
     @property
     def model_name(self) -> str:
         return self._model_name
+
+    def _retrying(self, why: str) -> None:
+        log.warning("tier %s: %s; retrying once", self.name, why)
+        if self.metrics is not None:
+            self.metrics.tier_retries.labels(tier=self.name).inc()
 
     def _timed_out(self, timeout_s: float) -> TierUnavailableError:
         return TierUnavailableError(
@@ -234,7 +242,7 @@ class ServeTier:
                         self.name, f"replica died ({error})", retry_after_s=RETRY_AFTER_REPLICA_S
                     ) from None
                 attempt += 1
-                log.warning("tier %s: replica died (%s); retrying once", self.name, error)
+                self._retrying(f"replica died ({error})")
 
     async def ready(self) -> bool:
         try:
@@ -299,4 +307,4 @@ class ServeTier:
                 if not finished:  # failed, stalled, or the client went away: stop generating
                     responses.cancel()
             attempt += 1
-            log.warning("tier %s: replica died before streaming; retrying once", self.name)
+            self._retrying("replica died before streaming")

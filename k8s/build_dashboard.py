@@ -249,9 +249,14 @@ def routing_panels() -> list[Panel]:
                 _q(
                     f"sum by (from_tier, to_tier) (rate(thinkgate_fallbacks_total{{{NS}}}[{RI}]))",
                     "{{from_tier}} -> {{to_tier}}",
-                )
+                ),
+                _q(
+                    f"sum by (tier) (rate(thinkgate_tier_retries_total{{{NS}}}[{RI}]))",
+                    "{{tier}} retried (replica died)",
+                ),
             ],
             unit="reqps",
+            description="Answers from the other tier, and calls sent again after a replica died.",
         ),
     ]
 

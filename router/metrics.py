@@ -145,6 +145,12 @@ class GatewayMetrics:
             ["from_tier", "to_tier"],
             registry=r,
         )
+        self.tier_retries = Counter(
+            "thinkgate_tier_retries_total",
+            "Tier calls sent again because the Ray Serve replica serving them died.",
+            ["tier"],
+            registry=r,
+        )
         self.tier_up = Gauge(
             "thinkgate_tier_up",
             "1 when the tier answered its last call or health check, else 0.",
@@ -179,6 +185,7 @@ class GatewayMetrics:
         for from_tier, to_tier in (("small", "strong"), ("strong", "small")):
             self.fallbacks.labels(from_tier=from_tier, to_tier=to_tier)
         for tier in ("small", "strong"):
+            self.tier_retries.labels(tier=tier)
             for reason in ("router", "forced", "fallback"):
                 self.routing_decisions.labels(tier=tier, reason=reason)
         for reason in ("auth", "rate_limit", "overload"):

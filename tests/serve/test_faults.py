@@ -167,9 +167,9 @@ def test_killing_a_small_replica_under_load_loses_no_request(two_small_replicas:
     assert state["pending_at_kill"] > 100  # the kill really hit a loaded tier
     assert not outcomes.failed
     assert outcomes.answered == REQUESTS
-    # Serve re-routes what the victim held; a handle call that still fails with the dead
-    # replica is sent again by `ServeTier` and counted (0 in the runs seen here, 1 when the
-    # dead replica's error reaches the gateway). The series exists for both tiers from start.
+    # Serve re-routes what the victim held; a handle call whose dead replica's error still
+    # reaches the gateway is sent again by `ServeTier` and counted, one per call (none in the
+    # runs seen here). The series exists for both tiers from the start.
     retried = tier_retries(base_url, "small") - retries_before
     print(f"gateway retries after the kill: {retried:g}")
     assert tier_retries(base_url, "strong") == 0

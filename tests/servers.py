@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -20,6 +21,23 @@ import uvicorn
 
 from router.config import ThinkgateConfig
 from router.gateway.app import LocalGateway, build_local
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_samples(base_url: str, name: str, **labels: str) -> list[float]:
+    """Values of the samples of metric ``name`` in ``GET {base_url}/metrics`` that carry
+    every label given (``metric_samples(url, "thinkgate_errors_total", error_type="x")``),
+    in exposition order; ``# HELP`` / ``# TYPE`` lines are never samples."""
+    found: list[float] = []
+    for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        metric, _, rest = series.partition("{")
+        if metric == name and labels.items() <= dict(_LABEL.findall(rest)).items():
+            found.append(float(value))
+    return found
 
 
 def free_port() -> int:

@@ -10,17 +10,9 @@ from openai import OpenAI
 
 from router.gateway.app import build_local
 from tests.configs import tiny_config
-from tests.servers import running_gateway, serve_app
+from tests.servers import metric_samples, running_gateway, serve_app
 
 ASK = [{"role": "user", "content": "What is 2+2?"}]
-
-
-def _metric(base_url: str, name: str) -> float:
-    total = 0.0
-    for line in httpx.get(f"{base_url}/metrics").text.splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_low_tau_escalates_and_escalate_false_does_not(
@@ -37,7 +29,7 @@ def test_low_tau_escalates_and_escalate_false_does_not(
         assert raw.headers["x-thinkgate-route"] == "escalated"
         assert raw.parse().model == "tiny-strong"
         assert 0.0 <= float(raw.headers["x-thinkgate-uncertainty"]) <= 1.0
-        assert _metric(url, 'thinkgate_escalations_total{scorer="mean_logprob"}') == 1.0
+        assert sum(metric_samples(url, "thinkgate_escalations_total", scorer="mean_logprob")) == 1.0
 
         raw = client.chat.completions.with_raw_response.create(
             model="auto",
@@ -48,7 +40,7 @@ def test_low_tau_escalates_and_escalate_false_does_not(
         assert raw.headers["x-thinkgate-route"] == "small"
         assert raw.parse().model == "tiny-small"
         assert "x-thinkgate-uncertainty" not in raw.headers
-        assert _metric(url, 'thinkgate_escalations_total{scorer="mean_logprob"}') == 1.0
+        assert sum(metric_samples(url, "thinkgate_escalations_total", scorer="mean_logprob")) == 1.0
 
         # streamed auto request: decided first, then sent
         chunks = list(
@@ -80,7 +72,7 @@ def test_unavailable_tier_falls_back_with_header(
         )
         assert raw.headers["x-thinkgate-fallback"] == "strong->small"
         assert raw.parse().model == "tiny-small"
-        assert _metric(url, "thinkgate_fallbacks_total") == 1.0
+        assert sum(metric_samples(url, "thinkgate_fallbacks_total")) == 1.0
         forced = httpx.post(
             f"{url}/v1/chat/completions",
             json={"model": "strong", "messages": ASK, "max_tokens": 4},

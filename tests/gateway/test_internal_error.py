@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.configs import tiny_config
-from tests.servers import running_gateway
+from tests.servers import metric_samples, running_gateway
 from tests.tiny_models import VOCAB_SIZE
 
 BROKEN_TOKEN = "<beyond-the-embedding>"
@@ -52,11 +52,7 @@ def _chat(base_url: str, **fields: object) -> httpx.Response:
 
 
 def _internal_errors(base_url: str) -> float:
-    text = httpx.get(f"{base_url}/metrics", timeout=30).text
-    for line in text.splitlines():
-        if line.startswith("thinkgate_errors_total{") and 'error_type="internal_error"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sum(metric_samples(base_url, "thinkgate_errors_total", error_type="internal_error"))
 
 
 def test_a_bug_in_the_small_tier_is_a_500_not_a_fallback(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.serve.conftest import TINY_DEPLOYMENT, serve_tiny_config, start_app
+from tests.servers import metric_samples
 
 pytestmark = [pytest.mark.fault, pytest.mark.serve]
 
@@ -119,12 +120,9 @@ def two_small_replicas(
 
 
 def tier_retries(base_url: str, tier: str) -> float:
-    """``thinkgate_tier_retries_total{tier=...}`` as the gateway exports it."""
-    prefix = f'thinkgate_tier_retries_total{{tier="{tier}"}} '
-    for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines():
-        if line.startswith(prefix):
-            return float(line.removeprefix(prefix))
-    raise AssertionError(f"no {prefix.strip()} sample in /metrics")
+    """``thinkgate_tier_retries_total{tier=...}`` as the gateway exports it (one sample)."""
+    [value] = metric_samples(base_url, "thinkgate_tier_retries_total", tier=tier)
+    return value
 
 
 def test_killing_a_small_replica_under_load_loses_no_request(two_small_replicas: str) -> None:

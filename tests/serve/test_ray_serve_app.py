@@ -16,6 +16,7 @@ from openai import OpenAI
 
 from router.config import ThinkgateConfig
 from tests.serve.conftest import TINY_DEPLOYMENT, serve_tiny_config, start_app
+from tests.servers import metric_samples
 
 pytestmark = pytest.mark.serve
 
@@ -120,9 +121,5 @@ def test_bad_input_through_serve_is_4xx(base_url: str) -> None:
         json={"model": "small", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4000},
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
-    samples = [
-        line
-        for line in httpx.get(f"{base_url}/metrics").text.splitlines()
-        if line.startswith("thinkgate_requests_total{") and 'status="400"' in line
-    ]
-    assert samples and float(samples[0].rsplit(" ", 1)[1]) >= 1  # a sample, not the # HELP
+    samples = metric_samples(base_url, "thinkgate_requests_total", status="400")
+    assert samples and samples[0] >= 1  # a sample, not the # HELP

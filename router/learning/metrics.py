@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-DROP_REASONS = ("queue_full", "database_error")
+DROP_REASONS = ("queue_full", "database_error", "bad_record")
 
 
 class LearningMetrics:
@@ -25,7 +25,7 @@ class LearningMetrics:
         )
         self.records_dropped = Counter(
             "thinkgate_learning_records_dropped_total",
-            "Decision records lost, by reason (queue_full, database_error).",
+            "Decision records lost, by reason (queue_full, database_error, bad_record).",
             ["reason"],
             registry=r,
         )

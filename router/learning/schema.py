@@ -9,9 +9,15 @@
 - ``active``: the active version of each kind; every gateway replica polls it.
 - ``events``: promotions, in order (who, when, from which version, the comparison).
 - ``schema_migrations``: applied migration steps (`router.learning.migrations`).
+
+Client and model text goes in `ClientText` columns: PostgreSQL's ``text`` cannot hold NUL
+(U+0000), which a client may send and a model may sample, so NUL is stored as U+FFFD on
+both databases instead of failing the insert (and, before, the whole batch with it).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -23,9 +29,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData()
+
+
+class ClientText(TypeDecorator[str]):
+    """``Text`` that stores NUL as U+FFFD (PostgreSQL refuses NUL in text)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value).replace("\x00", "\ufffd")
+
 
 ID = String(80)
 NAME = String(200)
@@ -70,8 +89,8 @@ decisions = Table(
     Column("latency_s", Float, nullable=False),
     Column("router_s", Float),
     Column("answer_model", NAME, nullable=False),
-    Column("prompt_text", Text),
-    Column("answer_text", Text),
+    Column("prompt_text", ClientText),
+    Column("answer_text", ClientText),
 )
 
 labels = Table(
@@ -89,9 +108,9 @@ labels = Table(
     Column("shadow_tier", String(16)),
     Column("shadow_tokens", Integer),
     Column("has_reference", Boolean, nullable=False),
-    Column("reference_text", Text),
-    Column("comment_text", Text),
-    Column("shadow_text", Text),
+    Column("reference_text", ClientText),
+    Column("comment_text", ClientText),
+    Column("shadow_text", ClientText),
 )
 
 artifacts = Table(

@@ -4,10 +4,13 @@
 record is dropped and counted (``thinkgate_learning_records_dropped_total{reason=
 "queue_full"}``). The thread takes up to ``batch_size`` records (waiting at most
 ``flush_interval_s`` for more), turns them into rows (`Prepare`: features are computed
-here, off the event loop) and inserts them in one transaction. A failed write drops that
-batch (counted as ``database_error``), drops the connection pool, waits
-``retry_interval_s`` and goes on with the next batch: writing resumes by itself when the
-database is back. `close` writes what is queued before it returns.
+here, off the event loop) and inserts them in one transaction. When the database is away
+(a connection error) the batch is dropped (counted as ``database_error``), the connection
+pool dropped, and the thread waits ``retry_interval_s`` before the next batch: writing
+resumes by itself when the database is back. When the database refuses the batch for
+what is in it, the records are written one by one, so only a record that cannot be
+written is lost (``bad_record``, logged with its request id). `close` writes what is
+queued before it returns.
 
 Example::
 
@@ -25,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from router.learning.metrics import LearningMetrics
 from router.learning.records import DecisionRecord
@@ -133,25 +138,59 @@ class DecisionLogWriter:
 
     def _write(self, batch: list[DecisionRecord]) -> None:
         try:
-            rows = self.prepare(batch)
-            self.store.insert_decisions(rows)
-        except Exception as exc:  # any database or driver error: count, back off, go on
-            self.metrics.records_dropped.labels(reason="database_error").inc(len(batch))
-            if not self._failing:
-                log.warning(
-                    "decision log: writing to %s failed (%s: %s); %d records dropped, "
-                    "retrying every %gs",
-                    redact(self.store.url),
-                    type(exc).__name__,
-                    exc,
-                    len(batch),
-                    self.retry_interval_s,
-                )
-            self._failing = True
-            self.store.reset()
-            self._stop.wait(self.retry_interval_s)
+            self.store.insert_decisions(self.prepare(batch))
+        except (OperationalError, InterfaceError) as exc:  # the database is away
+            self._database_down(exc, len(batch))
             return
+        except Exception as exc:  # the database (or `prepare`) refused something in it
+            if len(batch) > 1:
+                self._write_one_by_one(batch)
+            else:
+                self._drop_record(batch[0], exc)
+            return
+        self._written(len(batch))
+
+    def _write_one_by_one(self, batch: list[DecisionRecord]) -> None:
+        """Write each record on its own, so one bad record costs only itself."""
+        for n, record in enumerate(batch):
+            try:
+                self.store.insert_decisions(self.prepare([record]))
+            except (OperationalError, InterfaceError) as exc:
+                self._database_down(exc, len(batch) - n)
+                return
+            except Exception as exc:
+                self._drop_record(record, exc)
+                continue
+            self._written(1)
+
+    def _drop_record(self, record: DecisionRecord, exc: BaseException) -> None:
+        self.metrics.records_dropped.labels(reason="bad_record").inc()
+        log.warning(
+            "decision log: record %s dropped (%s: %s)",
+            record.request_id,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _database_down(self, exc: BaseException, lost: int) -> None:
+        """Count, log once per outage, drop the pool, back off; writing resumes by itself."""
+        self.metrics.records_dropped.labels(reason="database_error").inc(lost)
+        if not self._failing:
+            log.warning(
+                "decision log: writing to %s failed (%s: %s); %d records dropped, "
+                "retrying every %gs",
+                redact(self.store.url),
+                type(exc).__name__,
+                exc,
+                lost,
+                self.retry_interval_s,
+            )
+        self._failing = True
+        self.store.reset()
+        self._stop.wait(self.retry_interval_s)
+
+    def _written(self, n: int) -> None:
         if self._failing:
             log.warning("decision log: writing to %s again", redact(self.store.url))
             self._failing = False
-        self.metrics.records_written.inc(len(batch))
+        self.metrics.records_written.inc(n)

@@ -18,9 +18,11 @@ from tests.postgres import PostgresServer
 VERSIONS = ActiveVersions(router="r", budget="b", tau="tau-0.9", tau_value=0.9)
 
 
-def _record(n: int) -> DecisionRecord:
+def _record(n: int, *, prompt: str | None = None, answer: str = "a") -> DecisionRecord:
     request = CascadeRequest(
-        [ChatMessage("user", f"q{n}")], SamplingParams(max_tokens=4), request_id=f"id-{n}"
+        [ChatMessage("user", prompt or f"q{n}")],
+        SamplingParams(max_tokens=4),
+        request_id=f"id-{n}",
     )
     return DecisionRecord.build(
         request,
@@ -29,16 +31,18 @@ def _record(n: int) -> DecisionRecord:
         created_at=time.time(),
         answer_model="m",
         prompt_tokens=3,
-        completions=[Completion("a", completion_tokens=1)],
+        completions=[Completion(answer, completion_tokens=1)],
         latency_s=0.01,
         stream=False,
         versions=VERSIONS,
     )
 
 
-def _writer(store: LearningStore, metrics: LearningMetrics, **kw: float) -> DecisionLogWriter:
+def _writer(
+    store: LearningStore, metrics: LearningMetrics, *, store_text: bool = False, **kw: float
+) -> DecisionLogWriter:
     def prepare(batch):  # type: ignore[no-untyped-def]
-        return [r.to_row(store_text=False) for r in batch]
+        return [r.to_row(store_text=store_text) for r in batch]
 
     return DecisionLogWriter(store, prepare, metrics, flush_interval_s=0.02, **kw)  # type: ignore[arg-type]
 
@@ -83,3 +87,36 @@ def test_database_outage_drops_counted_and_writing_resumes() -> None:
         assert store.count_decisions() == 20
         assert metrics.records_written._value.get() == 20
         store.close()
+
+
+def test_nul_in_client_or_model_text_is_stored_not_dropped(database_url: str) -> None:
+    """PostgreSQL's text refuses NUL; a tiny model sampled one in CI and lost its batch."""
+    metrics = LearningMetrics(CollectorRegistry())
+    store = LearningStore(database_url)
+    writer = _writer(store, metrics, store_text=True)
+    writer.submit(_record(0, prompt="before\x00after", answer="\x00"))
+    writer.submit(_record(1))
+    writer.start()
+    writer.close()
+    rows = {r["request_id"]: r for r in store.decisions()}
+    assert set(rows) == {"id-0", "id-1"}
+    assert "before\ufffdafter" in rows["id-0"]["prompt_text"]
+    assert rows["id-0"]["answer_text"] == "\ufffd"
+    assert _value(metrics, "database_error") == _value(metrics, "bad_record") == 0
+    store.close()
+
+
+def test_a_record_the_database_refuses_costs_only_itself(database_url: str) -> None:
+    metrics = LearningMetrics(CollectorRegistry())
+    store = LearningStore(database_url)
+    store.insert_decisions([_record(3).to_row(store_text=False)])  # id-3 is taken
+    writer = _writer(store, metrics)
+    for n in range(6):  # queued before the thread starts: one batch
+        writer.submit(_record(n))
+    writer.start()
+    writer.close()
+    assert sorted(r["request_id"] for r in store.decisions()) == [f"id-{n}" for n in range(6)]
+    assert _value(metrics, "bad_record") == 1
+    assert _value(metrics, "database_error") == 0
+    assert metrics.records_written._value.get() == 5
+    store.close()

@@ -1,8 +1,10 @@
 """``thinkgate eval-escalation``: how well each uncertainty scorer spots the small model's
 wrong answers.
 
-The configured small model answers every item of a ``{"prompt", "answer"}`` JSONL
-(greedy, with answer log-probabilities); each answer is judged by
+The configured small model answers every item of a ``{"prompt", "answer"}`` JSONL as the
+cascade answers a client (`router.escalation.policy.sampling_as_served`: the client's
+sampling flags, the small tier's ``max_tokens_default``, answer log-probabilities); every
+scorer scores the whole answer, as served; each answer is judged by
 `router.escalation.selfref_data.is_correct`; every available scorer scores it. The JSON report
 has ``n``, ``accuracy`` (small model alone), ``scorers`` = ``{name: {"auroc", "curve":
 [[escalation_rate, cascade_accuracy_if_strong_is_right], ...]}}``, ``skipped`` (scorers that

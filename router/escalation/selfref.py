@@ -5,7 +5,8 @@ P(``<UN>``) / (P(``<CN>``) + P(``<UN>``)) right after an answer, without emittin
 
 Steps (``thinkgate train-selfref`` runs them all):
 
-1. the small model answers the training questions (greedy; `router.escalation.selfref_data`);
+1. the small model answers the training questions as it answers clients (sampling as
+   served, `router.escalation.policy.sampling_as_served`);
 2. each answer is labelled with `router.escalation.selfref_data.is_correct`;
 3. the text the model saw — the rendered prompt followed by its own answer, exactly what
    the engine renders for ``next_token_logprobs(messages, assistant_prefix=answer)`` — is

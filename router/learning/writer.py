@@ -5,7 +5,7 @@ record is dropped and counted (``thinkgate_learning_records_dropped_total{reason
 "queue_full"}``). The thread takes up to ``batch_size`` records (waiting at most
 ``flush_interval_s`` for more), turns them into rows (`Prepare`: features are computed
 here, off the event loop) and inserts them in one transaction. When the database is away
-(a connection error) the batch is dropped (counted as ``database_error``), the connection
+(a connection or schema error) the batch is dropped (counted as ``database_error``), the connection
 pool dropped, and the thread waits ``retry_interval_s`` before the next batch: writing
 resumes by itself when the database is back. When the database refuses the batch for
 what is in it, the records are written one by one, so only a record that cannot be
@@ -29,13 +29,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from router.learning.metrics import LearningMetrics
 from router.learning.records import DecisionRecord
 from router.learning.store import LearningStore, redact
 
 log = logging.getLogger("thinkgate.learning")
+
+_DATABASE_FAULTS = (OperationalError, InterfaceError, ProgrammingError)
+"""Faults of the database, not of a record: the batch is dropped, the pool reset (the
+next connection re-migrates) and writing retried after ``retry_interval_s``."""
 
 Prepare = Callable[[Sequence[DecisionRecord]], list[Mapping[str, Any]]]
 
@@ -139,7 +143,7 @@ class DecisionLogWriter:
     def _write(self, batch: list[DecisionRecord]) -> None:
         try:
             self.store.insert_decisions(self.prepare(batch))
-        except (OperationalError, InterfaceError) as exc:  # the database is away
+        except _DATABASE_FAULTS as exc:  # the database is away (or its schema is)
             self._database_down(exc, len(batch))
             return
         except Exception as exc:  # the database (or `prepare`) refused something in it
@@ -155,7 +159,7 @@ class DecisionLogWriter:
         for n, record in enumerate(batch):
             try:
                 self.store.insert_decisions(self.prepare([record]))
-            except (OperationalError, InterfaceError) as exc:
+            except _DATABASE_FAULTS as exc:
                 self._database_down(exc, len(batch) - n)
                 return
             except Exception as exc:

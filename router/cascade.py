@@ -119,7 +119,7 @@ class Cascade:
         self.scorer = scorer if scorer is not None else create_difficulty_scorer(config.routing)
         self.policy = RoutingPolicy.from_config(config.routing, self.scorer)
         self.batcher = ScoreBatcher(self.scorer)
-        metrics.threshold.set(self.policy.threshold)
+        self.policy.bind_metrics(metrics)
         if config.routing.strong_share is not None:
             metrics.strong_share_target.set(config.routing.strong_share)
         metrics.precreate(scorer=config.escalation.scorer if config.escalation.enabled else None)

@@ -213,8 +213,39 @@ class RoutingConfig(_Strict):
         None,
         ge=0,
         le=1,
-        description="Target share of strong calls; the threshold is calibrated to it (from "
-        "the router artifact's out-of-fold score quantiles). With neither set: 0.3.",
+        description="Target share of strong calls: the threshold starts at the router "
+        "artifact's out-of-fold score quantile for it and then follows the running quantile "
+        "of recent `auto` scores (`share_*` fields), so the realised share holds whatever "
+        "the mix of prompts. With neither this nor `threshold` set: 0.3.",
+    )
+    live_share: bool = Field(
+        True,
+        description="With a strong share: follow recent traffic (true) or keep the "
+        "threshold where the artifact's quantiles put it (false). A `threshold` is fixed.",
+    )
+    share_window: int = Field(
+        500,
+        ge=1,
+        description="Recent `auto` requests (per gateway replica) whose scores the live "
+        "threshold follows; also the window of the realised-share metric.",
+    )
+    share_window_s: float = Field(
+        3600.0, gt=0, description="Scores older than this (seconds) leave the window."
+    )
+    share_min_samples: int = Field(
+        100, ge=1, description="Scores the window needs before the threshold moves."
+    )
+    share_max_step: float = Field(
+        0.005,
+        gt=0,
+        le=1,
+        description="Most the live threshold moves per `auto` request (how fast).",
+    )
+    share_max_shift: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Most the live threshold strays from the calibrated one (how far).",
     )
     fallback: bool = Field(
         True, description="When a tier is unavailable, answer `auto` from the other one."
@@ -230,6 +261,11 @@ class RoutingConfig(_Strict):
     def _one_policy(self) -> RoutingConfig:
         if self.threshold is not None and self.strong_share is not None:
             raise ValueError("set either threshold or strong_share, not both")
+        if self.share_min_samples > self.share_window:
+            raise ValueError(
+                f"share_min_samples ({self.share_min_samples}) must be <= share_window "
+                f"({self.share_window})"
+            )
         return self
 
 

@@ -171,7 +171,13 @@ class GatewayMetrics:
         )
         self.threshold = Gauge(
             "thinkgate_routing_threshold",
-            "Router threshold in force: p_strong at or above it goes to the strong tier.",
+            "Router threshold in force: p_strong at or above it goes to the strong tier "
+            "(live: with routing.strong_share it follows recent auto scores).",
+            registry=r,
+        )
+        self.strong_share_realised = Gauge(
+            "thinkgate_strong_share_realised",
+            "Share of the last routing.share_window router decisions (auto) that went strong.",
             registry=r,
         )
         self.strong_share_target = Gauge(

@@ -141,7 +141,7 @@ class VersionPoller:
             cascade.scorer = scorer
             cascade.batcher.scorer = scorer
             cascade.policy = policy
-            cascade.metrics.threshold.set(policy.threshold)
+            policy.bind_metrics(cascade.metrics)  # a fresh share window: reset
             self.loop.set_versions(dataclasses.replace(self.loop.versions, router=version))
         elif kind == "budget":
             from router.budget import ThinkingBudget

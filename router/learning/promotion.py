@@ -1,9 +1,10 @@
 """Promotion: make a router, budget model or tau the active one on every gateway replica.
 
-`promote_router` compares the challenger with the active router on the same held-out
+`promote_router` compares the challenger with the active router and with the prompt-length
+baseline (longer prompt = harder, by the record's prompt tokens) on the same held-out
 labelled records of the decision log (`router.learning.log_data`; APGR, RouteLLM's
-method) and refuses one that is worse, or that cannot be compared (too few held-out
-records), unless ``force``. The artifact folder is stored in the database (a tar; routers
+method) and refuses one that is worse than either, or that cannot be compared (too few
+held-out records), unless ``force``. The artifact folder is stored in the database (a tar; routers
 and budget models are tens of KB) and the ``active`` row is set; every replica's
 `VersionPoller` swaps it in within ``learning.poll_interval_s``. Budget models and tau
 are compared the same way (`router.learning.compare`: coverage of natural thinking
@@ -14,6 +15,7 @@ Example::
 
     result = promote_router(store, "new-router", force=False)
     result["version"], result["comparison"]["challenger"]["apgr"]
+    result["comparison"]["prompt_length"]["apgr"]     # the baseline it had to beat
 """
 
 from __future__ import annotations
@@ -99,7 +101,19 @@ def compare_routers(
     detail["comparable"] = True
     detail["challenger"] = apgr_of(challenger.score_features(rows_c.features), rows_c)
     detail["active"] = apgr_of(active.score_features(rows_a.features), rows_a)
+    lengths = prompt_lengths(store, rows_c.request_ids)
+    detail["prompt_length"] = apgr_of(lengths, rows_c)
     return detail
+
+
+def prompt_lengths(store: LearningStore, request_ids: list[str]) -> np.ndarray:
+    """The prompt-length baseline's scores: each record's prompt tokens (longer = harder),
+    kept for every record whether or not its text was stored."""
+    tokens = {
+        record["request_id"]: float(record["prompt_tokens"])
+        for record, _ in store.labelled_records()
+    }
+    return np.array([tokens[i] for i in request_ids], dtype=np.float64)
 
 
 def promote_router(
@@ -135,6 +149,14 @@ def promote_router(
                 f"the challenger is worse than the active router {active_version} on "
                 f"{detail['n_holdout']} held-out labelled records (APGR "
                 f"{detail['challenger']['apgr']:.3f} < {detail['active']['apgr']:.3f}); "
+                "pass --force to promote it anyway",
+                detail,
+            )
+        if detail["challenger"]["apgr"] < detail["prompt_length"]["apgr"]:
+            raise PromotionRefused(
+                f"the challenger is worse than the prompt-length baseline on "
+                f"{detail['n_holdout']} held-out labelled records (APGR "
+                f"{detail['challenger']['apgr']:.3f} < {detail['prompt_length']['apgr']:.3f}); "
                 "pass --force to promote it anyway",
                 detail,
             )

@@ -1,4 +1,4 @@
-"""Accuracy against mean thinking tokens spent: fixed vs predicted budgets (PNG, Agg).
+"""Accuracy against mean thinking tokens spent: fixed, predicted budgets, probes (PNG, Agg).
 
 Example::
 
@@ -83,12 +83,28 @@ def _draw(axes: Any, report: Mapping[str, Any], title: str | None, baselines: Ba
         linestyle="",
         label="no budget",
     )
+    for key, label, marker in (
+        ("online_cv", "thinking probes, out-of-fold", "P"),
+        ("online", "thinking probes, shipped rule", "*"),
+    ):
+        if key in report:
+            online = report[key]["online"] if key == "online_cv" else report[key]
+            axes.plot(
+                [online["mean_spent"]],
+                [online["accuracy"]],
+                marker=marker,
+                markersize=14 if key == "online_cv" else 9,
+                linestyle="",
+                color="C3" if key == "online" else "C4",
+                label=f"{label} (ratio {online['spent_ratio']:.2f})",
+            )
     low = min(0.5, report["target_accuracy"] - 0.2)
-    axes.set_ylim(low, 1.0)
+    high = 1.0 if "online" not in report else min(1.0, report["target_accuracy"] + 0.35)
+    axes.set_ylim(low, high)
     axes.set_xlabel("mean thinking tokens spent")
     axes.set_ylabel("accuracy")
     axes.set_title(
         f"{title + ': ' if title else ''}n={report['n']}, spent ratio {report['spent_ratio']:.3f}"
     )
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper left" if "online" in report else "lower right", fontsize="small")

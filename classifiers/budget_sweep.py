@@ -4,7 +4,9 @@ A sweep file has one JSON line per question: ``{"prompt", "natural_tokens", "bud
 "correct"}``: whether the model's answer was right when its thinking was force-closed at
 each budget (increasing; the last is the natural length). Under a budget ``b`` a question
 is correct as at the largest listed budget ``<= b`` (none: incorrect) and spends
-``min(b, natural_tokens)``: a model that stops by itself spends what it needed.
+``min(b, natural_tokens)``: a model that stops by itself spends what it needed. Optional
+per-budget keys ``probe_answers``, ``probe_confidences`` and ``probe_mass`` (the answer
+probed at each cut) feed the online stop rule of :mod:`classifiers.budget_probes`.
 
 :func:`evaluate_sweep` compares one fixed budget for every question with ``scale x`` a
 predicted per-question budget. Both curves are step functions with known steps, so the
@@ -46,19 +48,55 @@ class SweepRow(NamedTuple):
     """Increasing budgets, the last one the natural length, ``int64``."""
     correct: np.ndarray
     """Right or not when force-closed at each budget, ``bool``."""
+    probe_answers: tuple[str, ...] | None = None
+    """Optional: the answer probed at each budget (see :mod:`classifiers.budget_probes`)."""
+    probe_confidences: np.ndarray | None = None
+    """Optional: that answer's share among the valid answers, ``float64``."""
+    probe_mass: np.ndarray | None = None
+    """Optional: the valid answers' share of the next-token distribution (NaN: unknown)."""
 
 
 def sweep_line(row: SweepRow) -> str:
     """One JSONL line of ``row``, keys as in the file format."""
-    return json.dumps(
-        {
-            "prompt": row.prompt,
-            "natural_tokens": int(row.natural_tokens),
-            "budgets": [int(b) for b in row.budgets],
-            "correct": [bool(c) for c in row.correct],
-        },
-        ensure_ascii=False,
-    )
+    record: dict[str, Any] = {
+        "prompt": row.prompt,
+        "natural_tokens": int(row.natural_tokens),
+        "budgets": [int(b) for b in row.budgets],
+        "correct": [bool(c) for c in row.correct],
+    }
+    if row.probe_answers is not None:
+        record["probe_answers"] = list(row.probe_answers)
+    if row.probe_confidences is not None:
+        record["probe_confidences"] = [float(c) for c in row.probe_confidences]
+    if row.probe_mass is not None:
+        record["probe_mass"] = [None if np.isnan(m) else float(m) for m in row.probe_mass]
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _probes(record: dict[str, Any], size: int, where: str) -> dict[str, Any]:
+    """The optional per-cut probe keys, checked: one value per budget."""
+    found: dict[str, Any] = {}
+    answers = record.get("probe_answers")
+    if answers is None:
+        return found
+    if not isinstance(answers, list) or len(answers) != size:
+        raise ValueError(f"{where}: probe_answers must be a list of {size} answers")
+    found["probe_answers"] = tuple("" if a is None else str(a) for a in answers)
+    for key in ("probe_confidences", "probe_mass"):
+        values = record.get(key)
+        if values is None:
+            if key == "probe_confidences":
+                found[key] = np.ones(size)
+            continue
+        if not isinstance(values, list) or len(values) != size:
+            raise ValueError(f"{where}: {key} must be a list of {size} numbers")
+        try:
+            found[key] = np.array(
+                [np.nan if v is None else float(v) for v in values], dtype=np.float64
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {key} must hold numbers") from exc
+    return found
 
 
 def _row(record: Any, where: str) -> SweepRow:
@@ -87,7 +125,13 @@ def _row(record: Any, where: str) -> SweepRow:
         raise ValueError(
             f"{where}: the last budget ({values[-1]}) must be natural_tokens ({natural})"
         )
-    return SweepRow(record["prompt"], natural, values, np.array(correct, dtype=bool))
+    return SweepRow(
+        record["prompt"],
+        natural,
+        values,
+        np.array(correct, dtype=bool),
+        **_probes(record, len(budgets), where),
+    )
 
 
 def read_sweep(path: str | Path) -> list[SweepRow]:

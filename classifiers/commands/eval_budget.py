@@ -4,7 +4,13 @@
 each line says whether the answer was right when the thinking was force-closed at each
 budget. The JSON has exactly ``n``, ``unlimited_accuracy``, ``unlimited_mean_spent``,
 ``fixed``, ``predicted``, ``target_accuracy``, ``fixed_spent_at_target``,
-``predicted_spent_at_target`` and ``spent_ratio``; ``--plot`` draws both curves.
+``predicted_spent_at_target`` and ``spent_ratio``; ``--plot`` draws both curves. When the
+lines carry ``probe_answers`` (answers probed at each cut), the JSON also has ``online``:
+``accuracy``, ``mean_spent``, ``probes``, ``probe_tokens``, ``fixed_spent_at_same_accuracy``
+and ``spent_ratio`` of the thinking-probe stop rule (the shipped ``budget.probe`` defaults,
+or ``--probe-*``; see :mod:`classifiers.budget_probes`), and with ``--probe-cv K``
+``online_cv``: the out-of-fold figures of choosing the rule on the other questions' traces
+(folds grouped by prompt).
 
 ``--data FILE`` (natural lengths only): the response column's token count (in the
 predictor's tokenizer unless ``--tokenizer`` names another) is what each prompt spends
@@ -16,6 +22,8 @@ Example::
 
     $ thinkgate eval-budget --sweep /tmp/thinkgate-budget-sweeps/gsm8k_holdout_QwQ.jsonl \\
           --json out.json --plot out.png
+    $ thinkgate eval-budget --sweep ../shared/data/budget/probe_trajectories/\\
+    mmlu_pro_gemma4_12b.jsonl --probe-cv 5 --json probes.json --plot probes.png
     $ thinkgate eval-budget --data /tmp/gsm8k_budget_holdout.jsonl \\
           --prompt-column question --response-column answer --coverage 0.9 --json out.json
 """
@@ -26,6 +34,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from classifiers.budget_sweep import SweepRow
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +71,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="tokenizer counting the responses (default: the predictor's own)",
     )
     parser.add_argument("--json", required=True, metavar="OUT", help="write the result here")
+    _configure_probes(parser)
+
+
+def _configure_probes(parser: argparse.ArgumentParser) -> None:
+    from classifiers.budget_probe_rule import ProbeRule
+
+    shipped = ProbeRule()
+    probes = parser.add_argument_group("thinking probes (--sweep files with probe_answers)")
+    probes.add_argument(
+        "--probe-agree", type=int, default=shipped.agree, help="last probes that must agree"
+    )
+    probes.add_argument(
+        "--probe-min-confidence",
+        type=float,
+        default=shipped.min_confidence,
+        help="least confidence of each agreeing probe",
+    )
+    probes.add_argument(
+        "--probe-min-mass",
+        type=float,
+        default=shipped.min_mass,
+        help="least answer mass of each agreeing probe (where known)",
+    )
+    probes.add_argument(
+        "--probe-tokens",
+        type=int,
+        default=shipped.probe_tokens,
+        help="tokens charged for each probe",
+    )
+    probes.add_argument(
+        "--probe-cv",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also report the rule chosen by K-fold cross-validation grouped by prompt",
+    )
+    probes.add_argument("--probe-cv-seed", type=int, default=0, help="fold assignment seed")
 
 
 def _write(report: dict[str, object], path: str) -> None:
@@ -82,12 +131,38 @@ def _run_sweep(args: argparse.Namespace, predictor: object, column: int) -> int:
         [row.prompt for row in rows], show_progress_bar=True
     )
     report = evaluate_sweep(rows, predicted[:, column])
+    if all(row.probe_answers is not None for row in rows):
+        try:
+            report.update(_online(rows, args))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     _write(report, args.json)
     if args.plot:
         plot_budget_sweep(report, args.plot, title=Path(args.sweep).name)
     summary = {k: v for k, v in report.items() if k not in ("fixed", "predicted")}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _online(rows: list[SweepRow], args: argparse.Namespace) -> dict[str, object]:
+    """The ``online`` (and with ``--probe-cv`` the ``online_cv``) objects."""
+    from classifiers.budget_probe_rule import ProbeRule
+    from classifiers.budget_probes import cross_validate_rule, evaluate_online, rule_grid
+
+    rule = ProbeRule(
+        agree=args.probe_agree,
+        min_confidence=args.probe_min_confidence,
+        min_mass=args.probe_min_mass,
+        probe_tokens=args.probe_tokens,
+    )
+    found: dict[str, object] = {"online": evaluate_online(rows, rule)}
+    if args.probe_cv:
+        grid = rule_grid(probe_tokens=args.probe_tokens)
+        found["online_cv"] = cross_validate_rule(
+            rows, grid, folds=args.probe_cv, seed=args.probe_cv_seed
+        )
+    return found
 
 
 def run(args: argparse.Namespace) -> int:

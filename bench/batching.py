@@ -95,7 +95,9 @@ def measure(
     from router.engines.factory import create_engine
 
     template = None if natural_eos else FIXED_WORK_TEMPLATE
-    engine = create_engine(EngineConfig(model=model, device="cpu", chat_template=template))
+    engine = create_engine(
+        EngineConfig(kind="transformers", model=model, device="cpu", chat_template=template)
+    )
     started = time.perf_counter()
     engine.load()
     load_s = time.perf_counter() - started

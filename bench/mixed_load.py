@@ -153,7 +153,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from router.engines.transformers_engine import TransformersEngine
 
     engine = TransformersEngine(
-        EngineConfig(model=args.model, device="cpu", chat_template=FIXED_WORK_TEMPLATE)
+        EngineConfig(
+            kind="transformers",
+            model=args.model,
+            device="cpu",
+            chat_template=FIXED_WORK_TEMPLATE,
+        )
     )
     engine.max_batch_rows = args.requests
     engine.load()

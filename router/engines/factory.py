@@ -2,7 +2,7 @@
 
 Example::
 
-    engine = create_engine(EngineConfig(model="embedded:gemma3-270m"))
+    engine = create_engine(EngineConfig(kind="vllm", model="embedded:gemma3-270m"))
     engine.load()
 """
 
@@ -14,7 +14,13 @@ from router.engines.base import Engine
 
 
 def create_engine(config: EngineConfig) -> Engine:
-    """A `TransformersEngine` or `OpenAIEngine` for ``config`` (not loaded yet)."""
+    """A `VLLMEngine`, `TransformersEngine` or `OpenAIEngine` for ``config`` (not loaded
+    yet)."""
+    if config.kind == "vllm":
+        from router.engines.vllm_engine import VLLMEngine
+
+        vllm_engine: Engine = VLLMEngine(config)
+        return vllm_engine
     if config.kind == "transformers":
         from router.engines.transformers_engine import TransformersEngine
 

@@ -104,8 +104,8 @@ def train_selfref_from_config(
 
     from router.engines.factory import create_engine
 
-    if config.kind != "transformers":
-        raise ConfigError("train-selfref needs a transformers engine (engine.kind)")
+    if config.kind == "openai":
+        raise ConfigError("train-selfref needs a local model (engine.kind vllm or transformers)")
     base = config.model_copy(update={"adapter_path": None})
     items = read_qa_jsonl(data, limit=limit)
     engine = create_engine(base)
@@ -113,6 +113,9 @@ def train_selfref_from_config(
     completions = answer_items(
         engine, items, params, batch_size=batch_size, progress=options.progress
     )
+    shutdown = getattr(engine, "shutdown", None)
+    if shutdown is not None:  # vLLM's engine processes hold memory the training needs
+        shutdown()
     del engine
     gc.collect()
     correct = [is_correct(c.text, i.answer) for c, i in zip(completions, items, strict=True)]

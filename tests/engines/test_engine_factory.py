@@ -19,15 +19,36 @@ def test_openai_configs_get_the_openai_engine() -> None:
     assert isinstance(create_engine(config), OpenAIEngine)
 
 
+def test_the_default_engine_is_vllm_and_not_started_by_the_factory() -> None:
+    from router.engines.vllm_engine import VLLMEngine
+
+    engine = create_engine(EngineConfig())
+    assert isinstance(engine, VLLMEngine)
+    assert engine.model_name == "gemma3-270m"
+    with pytest.raises(RuntimeError, match="not loaded"):
+        engine.count_prompt_tokens([], thinking=False)
+
+
 def test_a_gguf_path_splits_into_folder_and_file(tmp_path: Path) -> None:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"")
-    assert _source(EngineConfig(model=str(gguf))) == (str(tmp_path), "model.gguf")
-    in_folder = EngineConfig(model=str(tmp_path), gguf_file="model.gguf")
+    assert _source(EngineConfig(kind="transformers", model=str(gguf))) == (
+        str(tmp_path),
+        "model.gguf",
+    )
+    in_folder = EngineConfig(kind="transformers", model=str(tmp_path), gguf_file="model.gguf")
     assert _source(in_folder) == (str(tmp_path), "model.gguf")
-    assert _source(EngineConfig(model="org/some-model")) == ("org/some-model", None)
-    assert TransformersEngine(EngineConfig(model=str(gguf))).model_name == "model"
-    assert TransformersEngine(EngineConfig(model=EMBEDDED_GEMMA)).model_name == "gemma3-270m"
+    assert _source(EngineConfig(kind="transformers", model="org/some-model")) == (
+        "org/some-model",
+        None,
+    )
+    assert (
+        TransformersEngine(EngineConfig(kind="transformers", model=str(gguf))).model_name == "model"
+    )
+    assert (
+        TransformersEngine(EngineConfig(kind="transformers", model=EMBEDDED_GEMMA)).model_name
+        == "gemma3-270m"
+    )
 
 
 def test_the_embedded_cache_follows_the_environment(
@@ -39,7 +60,9 @@ def test_the_embedded_cache_follows_the_environment(
 
 
 def test_engines_are_not_loaded_by_the_factory(tiny_qwen3_dir: Path) -> None:
-    engine = create_engine(EngineConfig(model=str(tiny_qwen3_dir), device="cpu"))
+    engine = create_engine(
+        EngineConfig(kind="transformers", model=str(tiny_qwen3_dir), device="cpu")
+    )
     assert isinstance(engine, TransformersEngine)
     assert engine.model_name == tiny_qwen3_dir.name
     with pytest.raises(RuntimeError, match="not loaded"):

@@ -99,7 +99,7 @@ def test_train_selfref_few_steps_on_the_embedded_gemma(tmp_path: Path) -> None:
     assert code == 0
     assert json.loads((out / "selfref.json").read_text())["steps"] == 3
 
-    engine = _engine(EngineConfig(adapter_path=str(out), device="cpu"))
+    engine = _engine(EngineConfig(kind="transformers", adapter_path=str(out), device="cpu"))
     items = [QAItem(prompt=p, answer=a) for p, a in rows]
     answers = [Completion(text=" 4"), Completion(text=" 8"), Completion(text=" Paris")]
     values = _selfref(engine, items, answers)

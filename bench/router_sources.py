@@ -45,10 +45,14 @@ SHIPPED_FEATURIZER = FeaturizerConfig(
     tail_tokens=0,
     text_features=False,
     request_static_tokens=256,
+    prompt_length=True,
 )
-"""The shipped router's feature block: the static MiniLM mean over the extracted request."""
+"""The shipped router's features: the static MiniLM mean over the extracted request, and log
+prompt length (blended with the learned gain, not learned)."""
 
-FULL_REQUEST = replace(SHIPPED_FEATURIZER, request_static_tokens=0, request_tokens=128)
+FULL_REQUEST = replace(
+    SHIPPED_FEATURIZER, request_static_tokens=0, request_tokens=128, prompt_length=False
+)
 """The request's full MiniLM sentence embedding (6 layers, first 128 tokens): better words,
 about 30x the CPU time (the quality/latency trade-off row)."""
 

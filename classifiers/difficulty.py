@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,13 @@ import numpy as np
 from classifiers.featurizer import FeaturizerConfig, PromptFeaturizer
 from classifiers.router_heads import GainHead, PlattCalibration
 
-__all__ = ["ARTIFACT_FORMAT", "DEFAULT_ROUTER_PATH", "DifficultyRouter", "RouterArtifactError"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "DEFAULT_ROUTER_PATH",
+    "DifficultyRouter",
+    "LengthBlend",
+    "RouterArtifactError",
+]
 
 DEFAULT_ROUTER_PATH = Path(__file__).resolve().parent / "artifacts" / "router"
 """The shipped default router."""
@@ -53,6 +60,48 @@ class RouterArtifactError(ValueError):
     """A router folder is missing, incomplete or inconsistent."""
 
 
+@dataclass(frozen=True)
+class LengthBlend:
+    """The learned gain blended with the prompt-length baseline, both standardised.
+
+    ``score = (gain - gain_mean) / gain_scale + weight * (log_length - length_mean) /
+    length_scale``, before calibration; ``log_length`` is the featurizer's last column
+    (``prompt_length``). Means and scales are the training prompts'. The weight is fixed
+    by the recipe, not learned: a learnt length weight follows one source's sign (on MMLU
+    longer is harder, on chat requests the reverse), a fixed one keeps the router at least
+    as good as prompt length where length works, without leaning on it further.
+
+    Example::
+
+        >>> blend = LengthBlend(1.0, 0.1, 0.05, 7.0, 0.5)
+        >>> round(float(blend.combine(np.array([0.15]), np.array([7.5]))[0]), 6)
+        2.0
+    """
+
+    weight: float
+    gain_mean: float
+    gain_scale: float
+    length_mean: float
+    length_scale: float
+
+    def __post_init__(self) -> None:
+        if not (self.gain_scale > 0 and self.length_scale > 0):
+            raise ValueError(
+                f"blend scales must be > 0, got {self.gain_scale}, {self.length_scale}"
+            )
+
+    def combine(self, gain: np.ndarray, log_length: np.ndarray) -> np.ndarray:
+        """The blended score (a logit for the calibration)."""
+        result: np.ndarray = (gain - self.gain_mean) / self.gain_scale + self.weight * (
+            np.asarray(log_length, dtype=np.float64) - self.length_mean
+        ) / self.length_scale
+        return result
+
+    def to_json(self) -> dict[str, float]:
+        """JSON-able form (``router.json``'s ``length_blend``)."""
+        return asdict(self)
+
+
 class DifficultyRouter:
     """Scores prompts with p_strong in [0, 1]; thread-safe.
 
@@ -63,6 +112,8 @@ class DifficultyRouter:
         metadata: JSON-able facts about training (data hash, command, validation).
         training_digests: :func:`classifiers.request_text.prompt_digests` of the training
             prompts (``None`` when unknown, e.g. trained from feature vectors only).
+        length_blend: with a ``prompt_length`` featurizer, how the head's gain (on the
+            other columns) and the last column are combined.
     """
 
     def __init__(
@@ -72,8 +123,12 @@ class DifficultyRouter:
         calibration: PlattCalibration,
         metadata: dict[str, Any] | None = None,
         training_digests: np.ndarray | None = None,
+        length_blend: LengthBlend | None = None,
     ) -> None:
+        if featurizer.prompt_length != (length_blend is not None):
+            raise ValueError("a prompt_length featurizer and a length blend go together")
         self._featurizer = PromptFeaturizer(featurizer)
+        self.length_blend = length_blend
         self.training_digests = (
             None if training_digests is None else np.asarray(training_digests, dtype=np.uint32)
         )
@@ -92,6 +147,7 @@ class DifficultyRouter:
             "featurizer_id": self.featurizer_id,
             "head": {"kind": self.head.kind, "n_features": self.head.n_features},
             "calibration": self.calibration.to_json(),
+            **({} if self.length_blend is None else {"length_blend": self.length_blend.to_json()}),
         }
 
     @property
@@ -116,9 +172,17 @@ class DifficultyRouter:
         """The feature matrix of ``prompts`` (what :meth:`score_features` takes)."""
         return self._featurizer.features(prompts, show_progress_bar=show_progress_bar)
 
+    def raw_score(self, features: np.ndarray) -> np.ndarray:
+        """The score before calibration: the head's gain, blended with prompt length when
+        the router has a :class:`LengthBlend` (last feature column)."""
+        x = np.asarray(features)
+        if self.length_blend is None:
+            return self.head.gain(x)
+        return self.length_blend.combine(self.head.gain(x[:, :-1]), x[:, -1])
+
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """p_strong from precomputed features."""
-        return self.calibration.probability(self.head.gain(features))
+        return self.calibration.probability(self.raw_score(features))
 
     def score(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:
         """p_strong of each prompt, float64 in [0, 1], shape ``(len(prompts),)``."""
@@ -186,6 +250,7 @@ class DifficultyRouter:
             calibration = PlattCalibration.from_json(meta["calibration"])
             tensors = load_file(str(weights_path))
             head = GainHead.from_tensors(tensors)
+            blend = LengthBlend(**meta["length_blend"]) if "length_blend" in meta else None
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RouterArtifactError):
                 raise
@@ -193,6 +258,10 @@ class DifficultyRouter:
         extra = {
             k: v
             for k, v in meta.items()
-            if k not in {"format", "featurizer", "featurizer_id", "head", "calibration"}
+            if k
+            not in {"format", "featurizer", "featurizer_id", "head", "calibration", "length_blend"}
         }
-        return cls(featurizer, head, calibration, extra, tensors.get(_DIGESTS_TENSOR))
+        try:
+            return cls(featurizer, head, calibration, extra, tensors.get(_DIGESTS_TENSOR), blend)
+        except ValueError as exc:
+            raise RouterArtifactError(f"{folder}: inconsistent router artifact ({exc})") from exc

@@ -19,7 +19,10 @@ Blocks, each optional, concatenated in this order:
 6. ``length`` — ``log1p`` of the request's characters and words;
 7. ``request_static`` — static mean (input token embeddings, no transformer layers) over
    the extracted request's first ``request_static_tokens`` tokens: the request's words
-   at about a hundredth of the cost of block 5.
+   at about a hundredth of the cost of block 5;
+8. ``prompt_length`` — ``log1p`` of the whole prompt's characters (template included): the
+   prompt-length baseline as a column, which the router blends with its learned score
+   (:class:`classifiers.difficulty.LengthBlend`) rather than learning a weight for it.
 
 Blocks 5 to 7 describe the request rather than its template; they are what the shipped
 router uses (see the README's router section for what each block is worth across sources).
@@ -70,6 +73,8 @@ class FeaturizerConfig:
         request_length: whether to append the request's log length (chars, words).
         request_static_tokens: tokens of the extracted request averaged by the static
             request block; 0 disables the block.
+        prompt_length: whether to append ``log1p`` of the whole prompt's characters (last
+            column; left out of :meth:`to_json` when false, so older ids stay the same).
     """
 
     encoder_path: str | None = None
@@ -82,6 +87,7 @@ class FeaturizerConfig:
     request_tokens: int = 0
     request_length: bool = False
     request_static_tokens: int = 0
+    prompt_length: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -106,6 +112,7 @@ class FeaturizerConfig:
             or self.request_tokens
             or self.request_length
             or self.request_static_tokens
+            or self.prompt_length
         ):
             raise ValueError("a featurizer needs at least one feature block")
         if self.tail_layers is not None and self.tail_layers < 1:
@@ -115,6 +122,8 @@ class FeaturizerConfig:
         """JSON-able form (see :meth:`from_json`)."""
         data = asdict(self)
         data["static_tail_tokens"] = list(self.static_tail_tokens)
+        if not self.prompt_length:
+            del data["prompt_length"]
         return data
 
     @classmethod
@@ -131,6 +140,7 @@ class FeaturizerConfig:
             "request_tokens",
             "request_length",
             "request_static_tokens",
+            "prompt_length",
         }
         unknown = set(data) - known
         if unknown:
@@ -151,6 +161,11 @@ def request_length_features(requests: Sequence[str]) -> np.ndarray:
     return np.array(
         [[math.log1p(len(r)), math.log1p(len(r.split()))] for r in requests], dtype=np.float32
     ).reshape(len(requests), 2)
+
+
+def prompt_length_features(prompts: Sequence[str]) -> np.ndarray:
+    """``log1p`` of each whole prompt's characters, float32 ``(n, 1)``."""
+    return np.array([math.log1p(len(p)) for p in prompts], dtype=np.float32).reshape(-1, 1)
 
 
 class PromptFeaturizer:
@@ -236,6 +251,8 @@ class PromptFeaturizer:
             names.append("length")
         if self._request_static is not None:
             names.append("request_static")
+        if self.config.prompt_length:
+            names.append("prompt_length")
         return names
 
     def blocks(
@@ -269,6 +286,8 @@ class PromptFeaturizer:
                 out["length"] = request_length_features(requests)
             if self._request_static is not None and "request_static" in wanted:
                 out["request_static"] = self._request_static.encode(requests, show_progress_bar=bar)
+        if self.config.prompt_length and "prompt_length" in wanted:
+            out["prompt_length"] = prompt_length_features(prompts)
         return out
 
     def features(self, prompts: Sequence[str], *, show_progress_bar: bool = False) -> np.ndarray:

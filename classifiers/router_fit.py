@@ -265,6 +265,7 @@ def fit_router_from_features(
     seed: int = 0,
     metadata: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    length_weight: float = 1.0,
 ) -> DifficultyRouter:
     """Train (or, with ``base``, adapt) a router from a precomputed feature matrix.
 
@@ -287,11 +288,17 @@ def fit_router_from_features(
         ...     x, weak, strong, base=base, prompts=prompts)      # doctest: +SKIP
         >>> router.save("my-router")                              # doctest: +SKIP
 
+    With a ``prompt_length`` featurizer the heads are fitted on the other columns and the
+    served score blends their gain with the last column, log prompt length, at
+    ``length_weight`` (:class:`~classifiers.difficulty.LengthBlend`, both standardised on
+    the training prompts; an adapted router keeps its base's blend). The strength is chosen
+    on the gain alone; calibration and quantiles are of the blended score.
+
     Raises:
         ValueError: shapes disagree, scores outside [0, 1], or the featurizer differs
             from the base router's.
     """
-    from classifiers.difficulty import DifficultyRouter
+    from classifiers.difficulty import DifficultyRouter, LengthBlend
     from classifiers.request_text import prompt_digests
     from classifiers.router_training import group_folds
 
@@ -317,6 +324,9 @@ def fit_router_from_features(
     if featurizer is None:
         raise ValueError("give the featurizer the features came from (or a base router)")
     base_head = None if base_router is None else base_router.head
+    log_length = None
+    if featurizer.prompt_length:  # the last column is blended, not learned
+        x, log_length = x[:, :-1], x[:, -1].astype(np.float64)
     src = np.zeros(n, dtype=np.int64) if sources is None else np.asarray(sources)
     weights = balanced_weights(src)
     many_sources = len(np.unique(src)) > 1
@@ -356,6 +366,20 @@ def fit_router_from_features(
             if mean > best_value:
                 best_c, best_value, oof = c, mean, fold_oof
     head = _gain_head(x, weak, strong, best_c, weights, fit_sources, base_head, free_scale)
+    blend = None
+    if log_length is not None:
+        if base_router is not None and base_router.length_blend is not None:
+            blend = base_router.length_blend
+        else:
+            gain = head.gain(x)
+            blend = LengthBlend(
+                weight=float(length_weight),
+                gain_mean=float(np.average(gain, weights=weights)),
+                gain_scale=float(np.sqrt(np.cov(gain, aweights=weights))) or 1.0,
+                length_mean=float(np.average(log_length, weights=weights)),
+                length_scale=float(np.sqrt(np.cov(log_length, aweights=weights))) or 1.0,
+            )
+        oof = blend.combine(oof, log_length)
     calibration = PlattCalibration.fit(oof, labels)
     levels = np.linspace(0.0, 1.0, SCORE_QUANTILE_POINTS)
     quantiles = weighted_quantiles(calibration.probability(oof), weights, levels)
@@ -386,4 +410,5 @@ def fit_router_from_features(
             "score_quantiles": [round(float(q), 6) for q in quantiles],
         },
         training_digests=digests,
+        length_blend=blend,
     )

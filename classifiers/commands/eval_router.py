@@ -72,6 +72,7 @@ def _cross_validate(args: argparse.Namespace, data: Outcomes) -> dict[str, Any]:
             groups=fold_groups(data.groups[train], sources[train], 4, args.seed),
             folds=4,
             seed=args.seed,
+            length_weight=args.prompt_length_weight,
         )
         report = evaluate_scores(router.score_features(features[test]), weak[test], strong[test])
         held = sorted({data.sources[g].rsplit("/", 1)[-1] for g in np.unique(data.groups[test])})

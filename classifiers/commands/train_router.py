@@ -79,6 +79,14 @@ def add_featurizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--text-features", action="store_true", help="add the cheap whole-prompt text features"
     )
+    parser.add_argument(
+        "--prompt-length-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="blend the learned gain with log prompt length at this weight, both "
+        "standardised (default 1.0, the shipped recipe; 0: the learned gain alone)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             metadata=metadata,
             progress=lambda line: print(f"  {line}", file=sys.stderr),
+            length_weight=args.prompt_length_weight,
         )
     except ValueError as exc:
         print(f"train-router: {exc}", file=sys.stderr)
@@ -220,4 +229,5 @@ def featurizer_from_args(args: argparse.Namespace) -> FeaturizerConfig:
         request_tokens=args.request_tokens,
         request_length=args.request_length,
         request_static_tokens=args.request_static_tokens,
+        prompt_length=getattr(args, "prompt_length_weight", 0.0) > 0,
     )

@@ -247,7 +247,7 @@ class RoutingConfig(_Strict):
         "threshold where the artifact's quantiles put it (false). A `threshold` is fixed.",
     )
     share_window: int = Field(
-        500,
+        200,
         ge=1,
         description="Recent `auto` requests (per gateway replica) whose scores the live "
         "threshold follows; also the window of the realised-share metric.",
@@ -256,7 +256,7 @@ class RoutingConfig(_Strict):
         3600.0, gt=0, description="Scores older than this (seconds) leave the window."
     )
     share_min_samples: int = Field(
-        100, ge=1, description="Scores the window needs before the threshold moves."
+        50, ge=1, description="Scores the window needs before the threshold moves."
     )
     share_max_step: float = Field(
         0.005,

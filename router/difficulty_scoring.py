@@ -132,9 +132,9 @@ class ShareControl:
         target: float,
         calibrated: float,
         *,
-        window: int = 500,
+        window: int = 200,
         window_s: float = 3600.0,
-        min_samples: int = 100,
+        min_samples: int = 50,
         max_step: float = 0.005,
         max_shift: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
@@ -197,7 +197,7 @@ class RoutingPolicy:
         threshold: float,
         share_control: ShareControl | None = None,
         *,
-        share_window: int = 500,
+        share_window: int = 200,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")

@@ -48,6 +48,7 @@ from router.escalation.policy import ESCALATION_TOP_LOGPROBS, EscalationPolicy
 from router.escalation.uncertainty import UncertaintyScorer, create_uncertainty_scorer
 from router.metrics import GatewayMetrics
 from router.sampling import SamplingParams
+from router.thinking_probes import ProbeTrace, ThinkingProbes, ThinkingStop
 from router.tiers import TierBackend
 
 log = logging.getLogger("thinkgate.cascade")
@@ -70,6 +71,8 @@ class CascadeRequest:
     enable_thinking: bool | None = None
     request_id: str = ""
     continue_final_message: bool = False
+    thinking_probe: bool | None = None
+    """False: no answer probes while thinking (``budget.probe``) for this request."""
 
     def generation_request(self, params: SamplingParams) -> GenerationRequest:
         return GenerationRequest(
@@ -92,6 +95,14 @@ class Decision:
     thinking_budget: int | None = None
     fallback_from: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    thinking_stop: ThinkingStop | None = None
+    """Why the strong tier's thinking ended (natural, budget, probe); None: it did not think."""
+    probe_trace: ProbeTrace | None = None
+    """The probes run while thinking, when probing applied."""
+
+    @property
+    def probes(self) -> int | None:
+        return None if self.probe_trace is None else len(self.probe_trace.probes)
 
 
 @dataclass
@@ -129,6 +140,7 @@ class Cascade:
             else ThinkingBudget(config.budget, strong_model=config.strong.engine.model)
         )
         self._escalation: tuple[UncertaintyScorer, EscalationPolicy] | None = None
+        self.probes = ThinkingProbes(config.budget.probe, config.strong.engine.thinking)
 
     # ----- set-up --------------------------------------------------------------------
     def load(self) -> None:
@@ -240,9 +252,23 @@ class Cascade:
     ) -> GenerationResult:
         params = await self.params_for(tier, request, decision, need_logprobs=need_logprobs)
         started = time.perf_counter()
-        result = await self.tiers[tier].generate(self.engine_request(request, params))
+        engine_request = self.engine_request(request, params)
+        decision.probe_trace = None
+        if self._probed(tier, request, engine_request):
+            result, trace = await self.probes.generate(self.tiers[tier], engine_request)
+            decision.probe_trace = trace
+        else:
+            result = await self.tiers[tier].generate(engine_request)
         self.observe_result(tier, result, time.perf_counter() - started, decision)
         return result
+
+    def _probed(
+        self, tier: str, request: CascadeRequest, engine_request: GenerationRequest
+    ) -> bool:
+        """Whether the strong tier thinks under answer probes for this request."""
+        return tier == "strong" and self.probes.applies(
+            engine_request, opted_out=request.thinking_probe is False
+        )
 
     def observe_result(
         self, tier: str, result: GenerationResult, elapsed: float, decision: Decision
@@ -261,6 +287,23 @@ class Cascade:
                 m.budget_used.observe(choice.reasoning_tokens)
                 if choice.forced_close:
                     m.forced_closes.inc()
+        self._observe_thinking(tier, result, decision)
+
+    def _observe_thinking(self, tier: str, result: GenerationResult, decision: Decision) -> None:
+        """How the strong tier's thinking ended, and what the probes did."""
+        thought = [c for c in result.choices if c.reasoning is not None or c.reasoning_tokens]
+        if tier != "strong" or not thought:
+            decision.thinking_stop = None
+            return
+        m, trace = self.metrics, decision.probe_trace
+        if trace is not None:
+            decision.thinking_stop = trace.stop
+            m.thinking_probes.inc(len(trace.probes))
+            m.probe_tokens.inc(trace.probe_tokens)
+            m.thinking_tokens_saved.inc(trace.saved_tokens)
+        else:
+            decision.thinking_stop = "budget" if any(c.forced_close for c in thought) else "natural"
+        m.thinking_stops.labels(reason=decision.thinking_stop).inc()
 
     def _record_saving(self, result: GenerationResult) -> None:
         routing = self.config.routing
@@ -389,7 +432,13 @@ class Cascade:
         prompt_tokens = 0
         completions = []
         sent_any = False
-        events = self.tiers[tier].stream(self.engine_request(request, params))
+        engine_request = self.engine_request(request, params)
+        decision.probe_trace = None
+        if self._probed(tier, request, engine_request):
+            decision.probe_trace = ProbeTrace(cap=self.probes.cap(engine_request.params))
+            events = self.probes.stream(self.tiers[tier], engine_request, decision.probe_trace)
+        else:
+            events = self.tiers[tier].stream(engine_request)
         try:
             async for event in events:
                 if first and (event.content or event.reasoning):

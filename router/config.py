@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,11 @@ from pydantic import (
     model_validator,
 )
 
+from classifiers.budget_probe_rule import (
+    DEFAULT_AGREE,
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_MIN_MASS,
+)
 from router._exceptions import ConfigError
 
 EMBEDDED_GEMMA = "embedded:gemma3-270m"
@@ -126,10 +132,8 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vllm on GPU: share of GPU memory vLLM may use."
     )
-    kv_cache_gib: float = Field(
-        2.0,
-        gt=0,
-        description="vllm on CPU: KV-cache size in GiB (`VLLM_CPU_KVCACHE_SPACE`).",
+    kv_cache_gib: int = Field(
+        2, ge=1, description="vllm on CPU: KV-cache size in GiB (`VLLM_CPU_KVCACHE_SPACE`)."
     )
     max_num_seqs: int = Field(
         64, ge=1, description="vllm: most sequences scheduled together (continuous batching)."
@@ -299,6 +303,68 @@ def _default_effort_caps() -> dict[Effort, int]:
     return {"low": 128, "medium": 512, "high": 2048}
 
 
+class ProbeConfig(_Strict):
+    """Thinking probes (`router.thinking_probes`): thinking stops once its answer settled.
+
+    Every `interval` thinking tokens the strong tier is asked, on the side, for its answer so
+    far (the thinking, the close sequence, `answer_cue`; `max_tokens` greedy tokens with
+    log-probabilities). Thinking stops when the last `agree` answers are equal after
+    normalisation, each with confidence >= `min_confidence` and, for option letters, letter
+    mass >= `min_mass`. Defaults: chosen by cross-validation on MMLU-Pro traces (README).
+    """
+
+    enabled: bool = Field(
+        True, description="Probe requests that think (a request opts out: thinking_probe=false)."
+    )
+    interval: int = Field(
+        256,
+        ge=16,
+        description="Thinking tokens between two probes (a budget no larger than this "
+        "leaves no room for a probe: such requests think in one piece).",
+    )
+    agree: int = Field(DEFAULT_AGREE, ge=1, description="Last probes that must agree.")
+    min_confidence: float = Field(
+        DEFAULT_MIN_CONFIDENCE, ge=0, le=1, description="Least confidence of each of them."
+    )
+    min_mass: float = Field(
+        DEFAULT_MIN_MASS,
+        ge=0,
+        le=1,
+        description="Least share of the next-token distribution on the option letters "
+        "(only where the answer is a letter).",
+    )
+    answer_cue: str = Field(
+        "Final answer: ", description="Text after the close sequence that asks for the answer."
+    )
+    answer_kind: Literal["auto", "letter", "number", "text"] = Field(
+        "auto",
+        description="How probe answers are normalised: option letter, number, exact text, or "
+        "`auto` (a lone letter, else a number, else text).",
+    )
+    answer_pattern: str | None = Field(
+        None,
+        description="Optional regex picking the answer out of the probe's text (first group, "
+        "or the match); a probe without a match has no answer.",
+    )
+    letters: str = Field(
+        "ABCDEFGHIJ", min_length=1, description="Valid option letters (for mass, confidence)."
+    )
+    max_tokens: int = Field(8, ge=1, le=64, description="Tokens a probe may decode.")
+    top_logprobs: int = Field(
+        20, ge=1, le=20, description="Alternatives read at the answer token (letter mass)."
+    )
+
+    @field_validator("answer_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"answer_pattern is not a valid regex: {exc}") from None
+        return value
+
+
 class BudgetConfig(_Strict):
     """Thinking-token budgets: clamp(predicted quantile x slack, min, max)."""
 
@@ -323,6 +389,10 @@ class BudgetConfig(_Strict):
         None,
         description="Optional instruction stating the budget (Chain-of-Draft style); "
         "`{budget}` is replaced by the number.",
+    )
+    probe: ProbeConfig = Field(
+        default_factory=ProbeConfig,
+        description="Answer probes while thinking; the budget stays the cap.",
     )
 
     @model_validator(mode="after")

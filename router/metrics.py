@@ -139,6 +139,27 @@ class GatewayMetrics:
             "Strong-tier answers whose thinking was cut at the budget.",
             registry=r,
         )
+        self.thinking_probes = Counter(
+            "thinkgate_thinking_probes_total",
+            "Answer probes run while the strong tier thought (budget.probe).",
+            registry=r,
+        )
+        self.probe_tokens = Counter(
+            "thinkgate_thinking_probe_tokens_total",
+            "Tokens the answer probes decoded (never sent to clients).",
+            registry=r,
+        )
+        self.thinking_stops = Counter(
+            "thinkgate_thinking_stops_total",
+            "Strong-tier thinking sections by how they ended: natural, budget or probe.",
+            ["reason"],
+            registry=r,
+        )
+        self.thinking_tokens_saved = Counter(
+            "thinkgate_thinking_tokens_saved_total",
+            "Thinking tokens left under the budget (the cap) when the probes stopped early.",
+            registry=r,
+        )
         self.fallbacks = Counter(
             "thinkgate_fallbacks_total",
             "Requests answered by the other tier because one was unavailable.",
@@ -196,6 +217,8 @@ class GatewayMetrics:
                 self.routing_decisions.labels(tier=tier, reason=reason)
         for reason in ("auth", "rate_limit", "overload"):
             self.rejected.labels(reason=reason)
+        for stop in ("natural", "budget", "probe"):
+            self.thinking_stops.labels(reason=stop)
         if scorer is not None:
             self.escalations.labels(scorer=scorer)
             self.escalation_checks.labels(scorer=scorer)

@@ -82,6 +82,10 @@ def routing_headers(decision: Decision, model: str) -> dict[str, str]:
         headers["x-thinkgate-uncertainty"] = f"{decision.uncertainty:.4f}"
     if decision.thinking_budget is not None and decision.tier == "strong":
         headers["x-thinkgate-thinking-budget"] = str(decision.thinking_budget)
+    if decision.thinking_stop is not None and decision.tier == "strong":
+        headers["x-thinkgate-thinking-stop"] = decision.thinking_stop
+    if decision.probes is not None and decision.tier == "strong":
+        headers["x-thinkgate-probes"] = str(decision.probes)
     if decision.fallback_from is not None:
         headers["x-thinkgate-fallback"] = f"{decision.fallback_from}->{decision.tier}"
     return headers
@@ -96,6 +100,8 @@ def routing_trace(decision: Decision) -> RoutingTrace:
         uncertainty=decision.uncertainty,
         escalation_scorer=decision.escalation_scorer,
         thinking_budget=decision.thinking_budget if decision.tier == "strong" else None,
+        thinking_stop=decision.thinking_stop if decision.tier == "strong" else None,
+        probes=decision.probes if decision.tier == "strong" else None,
         fallback_from=decision.fallback_from,
     )
 
@@ -232,6 +238,7 @@ class ChatService:
             escalate=req.routing.escalate if req.routing else None,
             max_thinking_tokens=req.max_thinking_tokens,
             reasoning_effort=req.reasoning_effort,
+            thinking_probe=req.thinking_probe,
             enable_thinking=(
                 req.chat_template_kwargs.enable_thinking if req.chat_template_kwargs else None
             ),

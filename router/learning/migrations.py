@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from router.learning import schema
 
@@ -39,9 +39,31 @@ def _create(*tables: str) -> Callable[[Connection], None]:
     return apply
 
 
+def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
+    """Add ``names`` (as declared in `schema`) to ``table`` where missing: a database made
+    by step 1 after the columns were declared has them already."""
+
+    def apply(conn: Connection) -> None:
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        declared = schema.metadata.tables[table]
+        for name in names:
+            if name in have:
+                continue
+            column = declared.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+    return apply
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "decision log and labels", _create("decisions", "labels")),
     Step(2, "artifacts, active versions, events", _create("artifacts", "active", "events")),
+    Step(
+        3,
+        "thinking probes in the decision log",
+        _add_columns("decisions", "thinking_stop", "probes", "probe_trace"),
+    ),
 )
 LATEST = STEPS[-1].version
 

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,41 @@ class DecisionRecord:
             "answer_model": self.answer_model,
             "prompt_text": self.prompt if store_text else None,
             "answer_text": self.answer if store_text else None,
+            "thinking_stop": d.thinking_stop if strong_ran else None,
+            "probes": d.probes if strong_ran else None,
+            "probe_trace": _probe_trace(d, store_text=store_text) if strong_ran else None,
         }
+
+
+def _probe_trace(decision: Decision, *, store_text: bool) -> str | None:
+    """The probes as JSON; answers only with ``store_text`` (else only whether each agreed
+    with the probe before it)."""
+    trace = decision.probe_trace
+    if trace is None:
+        return None
+    probes = []
+    previous: str | None = None
+    for probe in trace.probes:
+        item: dict[str, Any] = {
+            "at_tokens": probe.at_tokens,
+            "confidence": probe.confidence,
+            "mass": probe.mass,
+            "tokens": probe.tokens,
+            "answered": probe.answer is not None,
+            "agrees": probe.answer is not None and probe.answer == previous,
+        }
+        if store_text:
+            item["answer"] = probe.answer
+        probes.append(item)
+        previous = probe.answer
+    return json.dumps(
+        {
+            "stop": trace.stop,
+            "cap": trace.cap,
+            "thinking_tokens": trace.thinking_tokens,
+            "probes": probes,
+        }
+    )
 
 
 def pack(vector: np.ndarray | None) -> bytes | None:

@@ -3,6 +3,10 @@
 - ``decisions``: the decision log, one row per answered request. Prompt and answer text
   only with ``learning.store_text``; the router's feature vector (float32 bytes) with its
   featurizer id always, so a team that keeps no text can still retrain.
+  With thinking probes: ``thinking_stop`` (natural, budget, probe), ``probes`` (how many)
+  and ``probe_trace`` (JSON: the cap, the stop point and per probe its thinking tokens,
+  confidence, mass and whether it agreed with the one before; the answers themselves only
+  with ``store_text``), so the stop rule can be tuned on a team's own traffic.
 - ``labels``: one row per (request, source): ``judge`` (shadow answer judged against the
   served one) or ``feedback`` (``POST /v1/feedback``).
 - ``artifacts``: promoted routers, budget models (their folder as a tar) and taus.
@@ -91,6 +95,9 @@ decisions = Table(
     Column("answer_model", NAME, nullable=False),
     Column("prompt_text", ClientText),
     Column("answer_text", ClientText),
+    Column("thinking_stop", String(16)),
+    Column("probes", Integer),
+    Column("probe_trace", ClientText),
 )
 
 labels = Table(

@@ -119,6 +119,11 @@ class ChatCompletionRequest(BaseModel):
     reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
         None, description="(extension) Budget cap by effort; `none` turns thinking off."
     )
+    thinking_probe: StrictBool | None = Field(
+        None,
+        description="(extension) `false` opts out of thinking probes (answer probes that "
+        "end the thinking once its answer settled); default: the deployment's setting.",
+    )
     routing: RoutingOptions | None = Field(None, description="(extension) Routing controls.")
     chat_template_kwargs: ChatTemplateKwargs | None = Field(
         None, description="(extension) Template switches, e.g. enable_thinking."
@@ -193,6 +198,12 @@ class RoutingTrace(BaseModel):
     uncertainty: float | None = Field(None, description="Small-model uncertainty, if checked.")
     escalation_scorer: str | None = Field(None, description="Scorer used for escalation.")
     thinking_budget: int | None = Field(None, description="Thinking budget given the strong tier.")
+    thinking_stop: Literal["natural", "budget", "probe"] | None = Field(
+        None,
+        description="Why the strong tier's thinking ended: by itself, at the budget, or "
+        "because the answer probes agreed.",
+    )
+    probes: int | None = Field(None, description="Answer probes run while thinking.")
     fallback_from: str | None = Field(None, description="Tier that was unavailable.")
 
 

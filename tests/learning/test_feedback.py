@@ -84,3 +84,28 @@ def test_feedback_labels_own_requests_only(
     assert label["source"] == "feedback" and label["score"] == 0.25
     assert label["key_id"].startswith("key-") and label["comment_text"] is None
     store.close()
+
+
+def test_feedback_takes_the_x_request_id_of_the_answer(
+    tiny_qwen3_dir: Path, tiny_gemma3_dir: Path, tmp_path: Path
+) -> None:
+    """One id per request: the response's one ``x-request-id`` (the client's, else a new
+    one) is the completion's ``id`` without ``chatcmpl-``, and labels that answer."""
+    config = learning_config(tiny_qwen3_dir, tiny_gemma3_dir, f"sqlite:///{tmp_path / 'l.db'}")
+    body = {"model": "small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with learning_gateway(config) as (base_url, _gateway):
+        client = httpx.Client(base_url=base_url, timeout=60)
+        for sent in ({}, {"x-request-id": "client-id-7"}):
+            chat = client.post("/v1/chat/completions", headers={**_auth(KEY_A), **sent}, json=body)
+            [request_id] = chat.headers.get_list("x-request-id")
+            assert request_id == sent.get("x-request-id", request_id)
+            assert chat.json()["id"] == f"chatcmpl-{request_id}"
+            label = client.post(
+                "/v1/feedback", headers=_auth(KEY_A), json={"request_id": request_id, "score": 1}
+            )
+            assert label.status_code == 200, label.text
+            assert label.json()["request_id"] == chat.json()["id"]
+            other = client.post(
+                "/v1/feedback", headers=_auth(KEY_B), json={"request_id": request_id, "score": 1}
+            )
+            assert other.status_code == 404

@@ -123,3 +123,28 @@ def test_bad_input_through_serve_is_4xx(base_url: str) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
     samples = metric_samples(base_url, "thinkgate_requests_total", status="400")
     assert samples and samples[0] >= 1  # a sample, not the # HELP
+
+
+def test_one_request_id_through_serve_names_the_answer(base_url: str) -> None:
+    """Ray's proxy returns the request's x-request-id; thinkgate adopts it (no second header,
+    which a client would read as "id, id"), the completion id is ``chatcmpl-`` + it, and
+    ``POST /v1/feedback`` takes the header's id."""
+    import uuid
+
+    body = {"model": "small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        chat = client.post("/v1/chat/completions", json=body)
+        assert chat.status_code == 200, chat.text
+        [request_id] = chat.headers.get_list("x-request-id")
+        assert "," not in request_id
+        assert chat.json()["id"] == f"chatcmpl-{request_id}"
+        label = client.post("/v1/feedback", json={"request_id": request_id, "thumbs": "up"})
+        assert label.status_code == 200, label.text
+        assert label.json()["request_id"] == chat.json()["id"]
+
+        mine = f"client-{uuid.uuid4().hex}"
+        sent = client.post("/v1/chat/completions", json=body, headers={"x-request-id": mine})
+        assert sent.headers.get_list("x-request-id") == [mine]
+        assert sent.json()["id"] == f"chatcmpl-{mine}"
+        stream = client.post("/v1/chat/completions", json={**body, "stream": True})
+        assert len(stream.headers.get_list("x-request-id")) == 1

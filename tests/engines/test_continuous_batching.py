@@ -166,3 +166,36 @@ def test_a_request_that_ends_at_prefill_takes_no_decoding_step(
     assert choice.completion_tokens == 1
     assert len(choice.logprobs or []) == 1
     assert len(never_close.scheduler.batch_history) == steps_before, "a step ran after prefill"
+
+
+def test_one_token_answers_under_concurrency_have_one_logprob_each(
+    never_close: TransformersEngine,
+) -> None:
+    """The CI failure itself: ``max_tokens=1`` requests with log-probabilities sent from many
+    threads at once, beside longer requests joining and leaving the batch. Each answer has
+    one token and one logprob entry, and the same as alone (greedy). Before 4c25a17 a batch
+    emptied by prefill-finished rows took one more step and gave such an answer two."""
+    import concurrent.futures
+
+    _wait_idle(never_close)
+    one = _request("one token", 1, logprobs=True, top_logprobs=2)
+    [alone] = never_close.generate([one]).pop().choices
+    assert len(alone.logprobs or []) == 1
+
+    def ask(i: int) -> object:
+        if i % 4 == 3:  # longer requests keep the batch changing around the 1-token ones
+            return never_close.generate([_request("a longer question", 3 + i % 5)])[0]
+        return never_close.generate([one])[0]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        for _ in range(5):
+            results = list(pool.map(ask, range(32)))
+            for i, result in enumerate(results):
+                if i % 4 == 3:
+                    continue
+                [choice] = result.choices  # type: ignore[attr-defined]
+                assert choice.completion_tokens == 1
+                assert [(lp.token, lp.logprob) for lp in choice.logprobs or []] == [
+                    (lp.token, lp.logprob) for lp in alone.logprobs or []
+                ]
+    _wait_idle(never_close)

@@ -98,6 +98,9 @@ class TierServer:
     def model_name(self) -> str:
         return self.local.model_name
 
+    async def engine_stats(self) -> dict[str, float]:
+        return await self.local.engine_stats()
+
     def is_ready(self) -> bool:
         # The engine loads in the constructor, so a replica that answers is loaded; whether
         # the model still works is `check_health`'s job. Not behind the generation lock, so
@@ -266,6 +269,16 @@ class ServeTier:
             "next_token_logprobs", messages, assistant_prefix, tokens
         )
         return result
+
+    async def engine_stats(self) -> dict[str, float]:
+        """One replica's engine state (the one the handle picks); {} when none answers fast."""
+        try:
+            stats: dict[str, float] = await self._remote(
+                "engine_stats", retries=0, timeout_s=min(READY_TIMEOUT_S, self.timeout_s)
+            )
+        except ThinkgateError:
+            return {}
+        return stats
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """Events of one streamed request. A replica that dies before the first event is

@@ -343,6 +343,42 @@ def tier_panels() -> list[Panel]:
     ]
 
 
+def engine_panels() -> list[Panel]:
+    """vLLM's scheduler state per tier, read from one replica's engine at each scrape."""
+    return [
+        Panel(
+            "KV-cache usage",
+            [_q(f"max by (tier) (thinkgate_engine_kv_cache_usage{{{NS}}})", "{{tier}}")],
+            unit="percentunit",
+            description="Share of the tier engine's KV cache in use (vLLM). Near 1, new "
+            "requests wait and long ones are preempted.",
+        ),
+        Panel(
+            "Engine requests running / waiting",
+            [
+                _q(
+                    f"sum by (tier, state) (thinkgate_engine_requests{{{NS}}})",
+                    "{{tier}} {{state}}",
+                )
+            ],
+            description="Requests in vLLM's scheduler: running in the batch, waiting for "
+            "KV-cache room or a batch slot.",
+        ),
+        Panel(
+            "Prefix-cache hit ratio",
+            [
+                _q(
+                    f"max by (tier) (thinkgate_engine_prefix_cache_hit_ratio{{{NS}}})",
+                    "{{tier}}",
+                )
+            ],
+            unit="percentunit",
+            description="Prompt tokens served from vLLM's prefix cache since the engine "
+            "started: escalations, continuations and thinking probes reuse the prompt's KV.",
+        ),
+    ]
+
+
 def budget_panels() -> list[Panel]:
     assigned = "thinkgate_thinking_budget_assigned_tokens"
     used = "thinkgate_thinking_tokens_used"
@@ -610,6 +646,7 @@ ROWS: list[tuple[str, Any]] = [
     ("Traffic and errors", traffic_panels),
     ("Routing and escalation", routing_panels),
     ("Tiers: latency, TTFT, throughput, queues", tier_panels),
+    ("Engines (vLLM): KV cache, scheduler, prefix cache", engine_panels),
     ("Thinking budgets", budget_panels),
     ("Savings", savings_panels),
     ("Learning from traffic", learning_panels),

@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -179,6 +181,26 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.engine_kv_cache_usage = Gauge(
+            "thinkgate_engine_kv_cache_usage",
+            "Share of the tier engine's KV cache in use (vLLM; one replica, read at scrape).",
+            ["tier"],
+            registry=r,
+        )
+        self.engine_requests = Gauge(
+            "thinkgate_engine_requests",
+            "Requests in the tier engine's scheduler by state (running, waiting) (vLLM).",
+            ["tier", "state"],
+            registry=r,
+        )
+        self.engine_prefix_cache_hit_ratio = Gauge(
+            "thinkgate_engine_prefix_cache_hit_ratio",
+            "Prompt tokens served from the tier engine's prefix cache, as a share of the "
+            "prompt tokens looked up since the engine started (vLLM).",
+            ["tier"],
+            registry=r,
+        )
+
         self.queued = Gauge(
             "thinkgate_requests_queued",
             "Requests waiting for a gateway concurrency slot.",
@@ -222,6 +244,18 @@ class GatewayMetrics:
         if scorer is not None:
             self.escalations.labels(scorer=scorer)
             self.escalation_checks.labels(scorer=scorer)
+
+    def set_engine_stats(self, tier: str, stats: Mapping[str, float]) -> None:
+        """Mirror one tier's engine state (`router.tiers.TierBackend.engine_stats`)."""
+        if not stats:
+            return
+        self.engine_kv_cache_usage.labels(tier=tier).set(stats.get("kv_cache_usage", 0.0))
+        for state in ("running", "waiting"):
+            value = stats.get(f"requests_{state}", 0.0)
+            self.engine_requests.labels(tier=tier, state=state).set(value)
+        queries = stats.get("prefix_cache_queries", 0.0)
+        hits = stats.get("prefix_cache_hits", 0.0)
+        self.engine_prefix_cache_hit_ratio.labels(tier=tier).set(hits / queries if queries else 0.0)
 
     def exposition(self) -> bytes:
         """The text exposition format of this registry."""

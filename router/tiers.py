@@ -49,6 +49,17 @@ class TierBackend(Protocol):
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
     ) -> dict[str, float]: ...
 
+    async def engine_stats(self) -> dict[str, float]:
+        """The engine's scheduler state (vLLM: KV-cache usage, running and waiting requests,
+        prefix-cache queries and hits); empty for engines without one."""
+        ...
+
+
+def stats_of(engine: Engine) -> dict[str, float]:
+    """``engine.stats()`` where the engine has it (`VLLMEngine`), else nothing."""
+    stats = getattr(engine, "stats", None)
+    return dict(stats()) if callable(stats) else {}
+
 
 _DONE = object()
 
@@ -163,6 +174,9 @@ class LocalTier:
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
     ) -> dict[str, float]:
         return await self._call(self.engine.next_token_logprobs, messages, assistant_prefix, tokens)
+
+    async def engine_stats(self) -> dict[str, float]:
+        return stats_of(self.engine) if self._loaded else {}
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         if not self._loaded:

@@ -147,6 +147,13 @@ class ChatService:
             names.setdefault(served, "small" if tier == "small" else "strong")
         return names
 
+    async def refresh_engine_metrics(self) -> None:
+        """Read each tier's engine state into the metrics (at every scrape of /metrics)."""
+        tiers = self.cascade.tiers
+        stats = await asyncio.gather(*(tier.engine_stats() for tier in tiers.values()))
+        for name, values in zip(tiers, stats, strict=True):
+            self.metrics.set_engine_stats(name, values)
+
     def models(self) -> ModelList:
         return ModelList(
             data=[ModelCard(id=name, created=self.created) for name in self.model_names()]

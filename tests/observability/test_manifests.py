@@ -236,7 +236,8 @@ def test_dashboard_has_the_variables_and_sections() -> None:
     variables = {v["name"] for v in dashboard["templating"]["list"]}
     assert {"datasource", "namespace", "deployment"} <= variables
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert len(rows) == 7
+    assert len(rows) == 8
+    assert any(title.startswith("Engines (vLLM)") for title in rows)
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for title, expr in queries.dashboard_exprs(dashboard):

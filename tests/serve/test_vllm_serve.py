@@ -16,6 +16,7 @@ from openai import OpenAI
 
 from router.config import ThinkgateConfig, config_from_mapping
 from tests.serve.conftest import start_app
+from tests.servers import metric_samples
 
 pytest.importorskip("vllm")
 
@@ -88,3 +89,20 @@ def test_an_over_long_prompt_among_16_concurrent_fails_alone(base_url: str) -> N
     assert statuses == [400 if i == 7 else 200 for i in range(16)], statuses
     error = responses[7].json()["error"]
     assert error["code"] == "context_length_exceeded" or "context length" in error["message"]
+
+
+def test_engine_state_is_on_the_gateways_metrics(base_url: str) -> None:
+    body = {
+        "model": "small",
+        "messages": [{"role": "user", "content": "The Loire flows to the Atlantic. " * 20}],
+        "max_tokens": 2,
+    }
+    for _ in range(2):  # the second prefill finds the first's KV in the prefix cache
+        assert httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=240).is_success
+    [hit_ratio] = metric_samples(base_url, "thinkgate_engine_prefix_cache_hit_ratio", tier="small")
+    assert 0.0 < hit_ratio <= 1.0
+    for tier in ("small", "strong"):
+        [usage] = metric_samples(base_url, "thinkgate_engine_kv_cache_usage", tier=tier)
+        assert 0.0 <= usage <= 1.0
+        for state in ("running", "waiting"):
+            assert metric_samples(base_url, "thinkgate_engine_requests", tier=tier, state=state)

@@ -218,6 +218,17 @@ class TierConfig(_Strict):
     )
 
 
+    @model_validator(mode="after")
+    def _gpus_for_tensor_parallel(self) -> TierConfig:
+        shards = self.engine.tensor_parallel_size
+        if self.engine.kind == "vllm" and shards > 1 and self.deployment.num_gpus < shards:
+            raise ValueError(
+                f"engine.tensor_parallel_size {shards} needs deployment.num_gpus >= {shards}, "
+                f"got {self.deployment.num_gpus:g}"
+            )
+        return self
+
+
 def _default_strong() -> TierConfig:
     return TierConfig(thinking=True, max_tokens_default=512)
 

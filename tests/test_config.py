@@ -10,6 +10,7 @@ def test_builtin_default_is_the_embedded_gemma_on_both_tiers() -> None:
     config = load_config(environ={})
     assert config.small.engine.model == EMBEDDED_GEMMA
     assert config.strong.engine.model == EMBEDDED_GEMMA
+    assert config.small.engine.kind == config.strong.engine.kind == "vllm"
     assert config.strong.thinking and not config.small.thinking
     assert config.gateway.host == "127.0.0.1" and config.gateway.port == 8000
 
@@ -34,6 +35,8 @@ def test_config_path_from_env(tmp_path: Path) -> None:
         ("gateway:\n  port: 70000\n", "gateway.port"),
         ("routing:\n  threshold: 0.5\n  strong_share: 0.3\n", "routing"),
         ("small:\n  engine:\n    kind: openai\n", "small.engine"),
+        ("strong:\n  engine:\n    tensor_parallel_size: 2\n", "strong"),
+        ("small:\n  engine:\n    kv_cache_gib: 0\n", "small.engine.kv_cache_gib"),
         ("budget:\n  min_tokens: 10\n  max_tokens: 5\n", "budget"),
         ("gatway:\n  port: 1\n", "gatway"),
     ],

@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -79,7 +80,9 @@ class ForcingUpstream(Protocol):
         stream: bool = False,
     ) -> dict[str, Any]: ...
 
-    def call(self, body: dict[str, Any], mode: ChoiceMode) -> tuple[list[ChoiceText], Any]: ...
+    def call(
+        self, body: dict[str, Any], mode: ChoiceMode, *, cancelled: threading.Event | None = None
+    ) -> tuple[list[ChoiceText], Any]: ...
 
     def stream_call(
         self, body: dict[str, Any], mode: ChoiceMode, *, index_base: int = 0
@@ -105,12 +108,20 @@ class Thought:
 class TwoPhaseForcing:
     """Budget forcing for one request over ``engine``'s upstream."""
 
-    def __init__(self, engine: ForcingUpstream, request: GenerationRequest) -> None:
+    def __init__(
+        self,
+        engine: ForcingUpstream,
+        request: GenerationRequest,
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         budget = request.params.thinking_budget
         if budget is None:
             raise ValueError("two-phase forcing needs a thinking budget")
         self.engine = engine
         self.request = request
+        self.cancelled = cancelled
+        """Set when the caller left: aborts the non-streamed upstream calls."""
         self.params = request.params
         self.budget = budget
         self.markers = engine.config.thinking
@@ -206,7 +217,9 @@ class TwoPhaseForcing:
         engine = self.engine
         prompt: int | None = None
         if self.budget > 0:
-            choices, usage = engine.call(self.think_body(stream=False), "thinking")
+            choices, usage = engine.call(
+                self.think_body(stream=False), "thinking", cancelled=self.cancelled
+            )
             prompt, done = finish_choices(choices, usage, max_tokens=self.think_tokens)
             thoughts = [self.thought(c, d) for c, d in zip(choices, done, strict=True)]
         else:
@@ -216,7 +229,8 @@ class TwoPhaseForcing:
             thought = thoughts[index]
             if not self.needs_answer(thought):
                 return None, self.merged(thought, None)
-            [choice], usage = engine.call(self.answer_body(index, thought, stream=False), "answer")
+            body = self.answer_body(index, thought, stream=False)
+            [choice], usage = engine.call(body, "answer", cancelled=self.cancelled)
             answer_prompt, [done] = finish_choices([choice], usage)
             return answer_prompt, self.merged(thought, done)
 

@@ -238,9 +238,12 @@ class OpenAIEngine:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def call(self, body: dict[str, Any], mode: ChoiceMode) -> tuple[list[ChoiceText], Any]:
-        """One non-streamed call: (its choices, fully read, and its usage object)."""
-        payload = self._http().post_json("chat/completions", body)
+    def call(
+        self, body: dict[str, Any], mode: ChoiceMode, *, cancelled: threading.Event | None = None
+    ) -> tuple[list[ChoiceText], Any]:
+        """One non-streamed call: (its choices, fully read, and its usage object). Setting
+        ``cancelled`` aborts the upstream call (`UpstreamCallCancelled`)."""
+        payload = self._http().post_json("chat/completions", body, cancelled=cancelled)
         raw = payload.get("choices")
         n = int(body.get("n", 1))
         if not isinstance(raw, list) or len(raw) != n:
@@ -301,23 +304,29 @@ class OpenAIEngine:
     def generate_each(
         self, requests: Sequence[GenerationRequest], *, cancelled: threading.Event | None = None
     ) -> list[Outcome]:
-        """Upstream calls already sent are not interrupted by ``cancelled`` (the upstream
-        sees the connection close only for streams)."""
-        return run_parallel(self._outcome_of, list(requests))
+        """Setting ``cancelled`` (the caller left) aborts the upstream calls in flight: their
+        connections close, so the upstream stops generating, as for a closed stream."""
+        return run_parallel(lambda r: self._outcome_of(r, cancelled), list(requests))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return results_or_raise(self.generate_each(requests))
 
-    def _outcome_of(self, request: GenerationRequest) -> Outcome:
+    def _outcome_of(
+        self, request: GenerationRequest, cancelled: threading.Event | None = None
+    ) -> Outcome:
         try:
-            return self._generate_one(request)
+            return self._generate_one(request, cancelled)
         except ThinkgateError as exc:  # this request's own failure (4xx, upstream error)
             return exc
 
-    def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+    def _generate_one(
+        self, request: GenerationRequest, cancelled: threading.Event | None = None
+    ) -> GenerationResult:
         if self.uses_two_phase(request):
-            return TwoPhaseForcing(self, request).generate()
-        choices, usage = self.call(self._plain_body(request, stream=False), self._mode(request))
+            return TwoPhaseForcing(self, request, cancelled=cancelled).generate()
+        choices, usage = self.call(
+            self._plain_body(request, stream=False), self._mode(request), cancelled=cancelled
+        )
         prompt, done = finish_choices(choices, usage, max_tokens=request.params.max_tokens)
         if prompt is None:
             prompt = self.count_prompt_tokens(request.messages, thinking=request.params.thinking)

@@ -28,7 +28,10 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -51,6 +54,7 @@ _UNAVAILABLE_TYPES = frozenset({"service_unavailable", "overloaded", "rate_limit
 
 
 _MAX_PARALLEL_CALLS = 8
+_CANCEL_POLL_S = 0.05
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -137,11 +141,20 @@ def upstream_error(status: int | None, payload: Any, *, name: str) -> ThinkgateE
     return UpstreamError(text, code=code_text)
 
 
+class UpstreamCallCancelled(TierUnavailableError):
+    """The caller gave up (``cancelled`` was set) and the upstream call was aborted."""
+
+
 class UpstreamClient:
     """A pooled HTTP client for one upstream base URL (thread-safe, like `httpx.Client`).
 
     ``timeout_s`` bounds connecting (at most 10 s), each read and each write; a streamed
-    call may run longer in all as long as chunks keep coming.
+    call may run longer in all as long as chunks keep coming. A non-streamed call given a
+    ``cancelled`` event runs on an ``httpx.AsyncClient`` (its own event loop thread,
+    started at the first such call) so that setting the event aborts it: the task is
+    cancelled, its connection closed, and the upstream sees the client leave - as it does
+    when a stream is closed. A blocking ``httpx.Client`` call cannot be interrupted from
+    another thread.
     """
 
     def __init__(
@@ -158,18 +171,37 @@ class UpstreamClient:
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(
-            base_url=self.base_url + "/",
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S)),
-            limits=httpx.Limits(
+        self._settings: dict[str, Any] = {
+            "base_url": self.base_url + "/",
+            "headers": headers,
+            "timeout": httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S)),
+            "limits": httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=min(16, max_connections),
             ),
-        )
+        }
+        self._client = httpx.Client(**self._settings)
+        self._async: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        self._async_lock = threading.Lock()
 
     def close(self) -> None:
         self._client.close()
+        with self._async_lock:
+            running, self._async = self._async, None
+        if running is not None:
+            loop, client = running
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+
+    def _async_client(self) -> tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]:
+        with self._async_lock:
+            if self._async is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name=f"upstream-{self.name}", daemon=True
+                ).start()
+                self._async = loop, httpx.AsyncClient(**self._settings)
+            return self._async
 
     def _unreachable(self, exc: httpx.TransportError) -> TierUnavailableError:
         what = "timed out" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
@@ -197,9 +229,16 @@ class UpstreamClient:
             raise upstream_error(response.status_code, payload, name=self.name)
         return payload
 
-    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def post_json(
+        self, path: str, body: dict[str, Any], *, cancelled: threading.Event | None = None
+    ) -> dict[str, Any]:
+        """POST ``body``, the JSON answer. Setting ``cancelled`` aborts the call (the
+        connection is closed) and raises `UpstreamCallCancelled`."""
         try:
-            response = self._client.post(path, json=body)
+            if cancelled is None:
+                response = self._client.post(path, json=body)
+            else:
+                response = self._post_cancellable(path, body, cancelled)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         payload = self._decode(response)
@@ -208,6 +247,23 @@ class UpstreamClient:
         if not isinstance(payload, dict):
             raise UpstreamError(f"upstream {self.name} answered with a non-object JSON body")
         return payload
+
+    def _post_cancellable(
+        self, path: str, body: dict[str, Any], cancelled: threading.Event
+    ) -> httpx.Response:
+        if cancelled.is_set():
+            raise UpstreamCallCancelled(self.name, "the caller left before the call")
+        loop, client = self._async_client()
+        call = asyncio.run_coroutine_threadsafe(client.post(path, json=body), loop)
+        while True:
+            try:
+                return call.result(timeout=_CANCEL_POLL_S)
+            except concurrent.futures.TimeoutError:
+                if cancelled.is_set():
+                    call.cancel()  # cancels the task: httpx closes its connection
+                    raise UpstreamCallCancelled(
+                        self.name, "the caller left; the upstream call was aborted"
+                    ) from None
 
     def stream_sse(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The JSON objects of a streamed call, up to ``data: [DONE]``."""

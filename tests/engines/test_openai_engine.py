@@ -8,8 +8,10 @@ served by uvicorn, because no healthy gateway answers 500 or 503 on purpose.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,6 +284,80 @@ def test_error_inside_a_stream(failing_upstream: str) -> None:
     assert next(events).content == "Hi"
     with pytest.raises(UpstreamError, match="engine crashed"):
         next(events)
+
+
+class _HangingUpstream:
+    """Answers no non-streamed call: records each call's start and when its client left."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.left = threading.Event()
+
+    async def chat(self, request: Request) -> Response:
+        self.started.set()
+        for _ in range(600):  # 60 s, far past the test's waits
+            if await request.is_disconnected():
+                self.left.set()
+                return Response(status_code=499)
+            await asyncio.sleep(0.1)
+        return JSONResponse({"error": {"message": "nobody left", "type": "x"}}, 500)
+
+
+@pytest.fixture
+def hanging_upstream() -> Iterator[tuple[str, _HangingUpstream]]:
+    upstream = _HangingUpstream()
+    app = Starlette(routes=[Route("/v1/chat/completions", upstream.chat, methods=["POST"])])
+    with serve_app(app) as url:
+        yield f"{url}/v1", upstream
+
+
+def test_cancelled_aborts_a_non_streamed_upstream_call(
+    hanging_upstream: tuple[str, _HangingUpstream],
+) -> None:
+    """The caller leaves (``cancelled``): the upstream call is aborted, its connection
+    closed (the upstream sees the client leave and stops), and ``generate_each`` returns."""
+    url, upstream = hanging_upstream
+    engine = make_engine(url, "m", timeout_s=60)
+    cancelled = threading.Event()
+    returned = threading.Event()
+
+    def call() -> None:
+        engine.generate_each(
+            [GenerationRequest(QUESTION, SamplingParams(max_tokens=4))], cancelled=cancelled
+        )
+        returned.set()
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    assert upstream.started.wait(30)
+    cancelled.set()
+    assert returned.wait(5), "generate_each still waits on the upstream"
+    assert upstream.left.wait(5), "the upstream call was not aborted"
+
+
+def test_a_client_leaving_through_local_tier_aborts_the_upstream_call(
+    hanging_upstream: tuple[str, _HangingUpstream],
+) -> None:
+    """What a Serve replica runs: the awaiting task is cancelled, as when the client
+    disconnects; `LocalTier` sets ``cancelled`` and the upstream sees the client leave."""
+    from router.tiers import LocalTier
+
+    url, upstream = hanging_upstream
+    tier = LocalTier("small", make_engine(url, "m", timeout_s=60))
+    tier.load()
+
+    async def leave_early() -> None:
+        task = asyncio.ensure_future(
+            tier.generate(GenerationRequest(QUESTION, SamplingParams(max_tokens=4)))
+        )
+        while not upstream.started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(leave_early(), 30))
+    assert upstream.left.wait(5), "the upstream call was not aborted"
 
 
 def test_sse_data_parsing() -> None:

@@ -3,7 +3,8 @@
 The artifact goes into the learning database and becomes the active version; every
 gateway replica reading that database swaps it in without a restart. A router that is
 worse than the active one or than the prompt-length baseline on the held-out labelled
-records (or cannot be compared) is refused unless ``--force``; so is a budget model or tau (`router.learning.compare`).
+records (or cannot be compared) is refused unless ``--force``; so is a budget model or tau
+(`router.learning.compare`).
 
 Example::
 

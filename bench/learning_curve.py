@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ from router_sources import SHIPPED_FEATURIZER, Source, features, load_sources
 from classifiers.difficulty import DifficultyRouter
 from classifiers.evaluation import apgr, quality_curve
 from classifiers.router_fit import fit_router_from_features, fold_groups
+
+# The learned gain alone (the curve measures adaptation of the heads; the shipped default
+# also blends in prompt length, which adaptation keeps as it is).
+FEATURIZER = replace(SHIPPED_FEATURIZER, prompt_length=False)
 
 KS = (0, 50, 100, 200, 400)
 HOLD = 400
@@ -53,7 +58,7 @@ def _base(source: Source, x: np.ndarray) -> DifficultyRouter:
         x,
         data.weak,
         data.strong,
-        featurizer=SHIPPED_FEATURIZER,
+        featurizer=FEATURIZER,
         sources=names,
         groups=fold_groups(data.groups, names, 5),
     )
@@ -88,7 +93,7 @@ def _adapt(
         np.concatenate([x_base, x[rows]]),
         np.concatenate([b.weak, t.weak[rows]]),
         np.concatenate([b.strong, t.strong[rows]]),
-        featurizer=SHIPPED_FEATURIZER,
+        featurizer=FEATURIZER,
         sources=names,
         c_values=[c],
         folds=2,
@@ -111,7 +116,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     sources = load_sources(mmlu_sample=args.mmlu_sample)
-    x = {n: features(s.data.prompts) for n, s in sources.items()}
+    x = {n: features(s.data.prompts, FEATURIZER) for n, s in sources.items()}
     out: dict[str, Any] = {"ks": list(KS), "seeds": args.seeds, "directions": {}}
     for base_name, target_name in (("mmlu", "alpaca_eval"), ("alpaca_eval", "mmlu")):
         base_src, target = sources[base_name], sources[target_name]

@@ -7,7 +7,12 @@ is timed, one at a time, on three paths:
 - ``gateway``: HTTP to the in-process gateway (FastAPI + cascade + `LocalTier`, uvicorn);
 - ``serve``: HTTP to the Ray Serve application (proxy -> Gateway ingress -> SmallTier
   replica; the replica hands the call straight to the engine's scheduler, no batch wait),
-  on local Ray.
+  on local Ray;
+- ``serve_floor``: the same hops with nothing of thinkgate in them, in the same Ray
+  cluster and run: a bare Serve app (proxy -> a FastAPI ingress deployment that reads the
+  JSON body -> one handle call to a second deployment that returns a constant -> JSON).
+  Its p50 is what Ray alone costs here; ``serve_added_p50_ms - serve_floor_p50_ms`` is
+  what thinkgate adds on the Serve path (gateway, cascade, tier replica, `LocalTier`).
 
 ``model: small`` skips the difficulty router; ``model: auto`` includes it (the tiny config's
 length baseline; the learned router adds its encoder time on top). Escalation is off. One
@@ -19,9 +24,11 @@ Example::
     $ python bench/gateway_overhead.py --requests 50 --no-serve --json out.json
     $ python bench/gateway_overhead.py --no-serve --no-learning   # decision log off
 
-Prints a Markdown table of p50/p99 per path and the p50/p99 added over ``engine``.
-``--json`` writes ``{"rows": [...], "serve_added_p50_ms", "gateway_added_p50_ms"}`` (the
-added p50 of ``model: small`` at the shortest ``max_tokens``; null for a path not run).
+Prints a Markdown table of p50/p99 per path and the p50/p99 added over ``engine``, then
+the Serve floor. ``--json`` writes ``{"rows": [...], "serve_added_p50_ms",
+"gateway_added_p50_ms", "serve_floor_p50_ms", "serve_floor_p99_ms",
+"serve_above_floor_p50_ms"}`` (the added p50 of ``model: small`` at the shortest
+``max_tokens``; the floor's own p50/p99; null for a path not run).
 """
 
 from __future__ import annotations
@@ -98,6 +105,47 @@ def serve_app(config: Any) -> Iterator[str]:
         ray.shutdown()
 
 
+def floor_app() -> Any:
+    """The bare Serve app of ``serve_floor``: proxy -> FastAPI ingress -> one handle call
+    to a deployment returning a constant. Built here so that importing this module does
+    not import Ray."""
+    from fastapi import FastAPI
+    from ray import serve
+    from ray.serve.handle import DeploymentHandle
+
+    api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5})
+    class Constant:
+        async def generate(self, body: dict[str, Any]) -> dict[str, Any]:
+            return {"choices": [{"index": 0, "message": {"content": "4"}}]}
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5})
+    @serve.ingress(api)
+    class Ingress:
+        def __init__(self, tier: DeploymentHandle[Any]) -> None:
+            self.tier = tier
+
+        @api.post("/v1/chat/completions")
+        async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+            answer: dict[str, Any] = await self.tier.generate.remote(body)
+            return answer
+
+    return Ingress.bind(Constant.bind())  # type: ignore[attr-defined]
+
+
+def time_serve_floor(base_url: str, requests: int, k: int) -> list[float]:
+    """Deploy the floor app beside thinkgate's (route prefix ``/floor``) and time it."""
+    from ray import serve
+
+    serve.run(floor_app(), name="floor", route_prefix="/floor")
+    try:
+        with httpx.Client(base_url=f"{base_url}/floor", timeout=60) as client:
+            return timed(http_call(client, "small", k), requests)
+    finally:
+        serve.delete("floor")
+
+
 def measure(
     requests: int, max_tokens: list[int], with_serve: bool, learning: bool = True
 ) -> list[dict[str, Any]]:
@@ -147,9 +195,15 @@ def measure(
                 for model in ("small", "auto"):
                     for k in max_tokens:
                         add(path, model, k, timed(http_call(client, model, k), requests))
+                if path == "serve":  # same cluster, same run, right after thinkgate's rows
+                    k = min(max_tokens)
+                    add("serve_floor", "-", k, time_serve_floor(base_url, requests, k))
     floor = {r["max_tokens"]: r for r in rows if r["path"] == "engine"}
     for r in rows:
         base = floor[r["max_tokens"]]
+        if r["path"] == "serve_floor":  # no engine behind it: nothing to subtract
+            r["added_p50_ms"], r["added_p99_ms"] = r["p50_ms"], r["p99_ms"]
+            continue
         r["added_p50_ms"] = r["p50_ms"] - base["p50_ms"]
         r["added_p99_ms"] = r["p99_ms"] - base["p99_ms"]
     return rows
@@ -164,10 +218,20 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 return round(float(r["added_p50_ms"]), 2)
         return None
 
+    floor = next((r for r in rows if r["path"] == "serve_floor"), None)
+    serve_added = added("serve")
+    floor_p50 = round(float(floor["p50_ms"]), 2) if floor else None
     return {
         "rows": rows,
-        "serve_added_p50_ms": added("serve"),
+        "serve_added_p50_ms": serve_added,
         "gateway_added_p50_ms": added("gateway"),
+        "serve_floor_p50_ms": floor_p50,
+        "serve_floor_p99_ms": round(float(floor["p99_ms"]), 2) if floor else None,
+        "serve_above_floor_p50_ms": (
+            round(serve_added - floor_p50, 2)
+            if serve_added is not None and floor_p50 is not None
+            else None
+        ),
     }
 
 
@@ -181,7 +245,16 @@ def table(rows: list[dict[str, Any]], requests: int) -> str:
             f"| {r['path']} | {r['model']} | {r['max_tokens']} | {r['p50_ms']:.1f} "
             f"| {r['p99_ms']:.1f} | {r['added_p50_ms']:.1f} | {r['added_p99_ms']:.1f} |"
         )
-    return "\n".join(lines) + f"\n\n{requests} sequential requests per row, after 10 warm-up."
+    notes = f"\n\n{requests} sequential requests per row, after 10 warm-up."
+    s = summary(rows)
+    if s["serve_floor_p50_ms"] is not None:
+        notes += (
+            " serve_floor: a bare Serve app with the same hops and no engine (its added "
+            f"columns are its own p50/p99). Serve added p50 {s['serve_added_p50_ms']:.1f} ms "
+            f"- floor {s['serve_floor_p50_ms']:.1f} ms = **{s['serve_above_floor_p50_ms']:.1f} "
+            "ms** thinkgate's own on the Serve path."
+        )
+    return "\n".join(lines) + notes
 
 
 def main(argv: list[str] | None = None) -> int:

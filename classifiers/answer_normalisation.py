@@ -7,7 +7,8 @@ two probes agree when their *normalised* answers are equal. Normalisation:
 - ``letter``: one option letter, with the usual wrapping removed (``(B)``, ``B.``, ``B)``,
   ``**B**``, ``Answer: B``), upper-cased; only letters of the option set count;
 - ``number``: commas, a leading ``$``, a trailing ``%`` or ``.`` and trailing zeros after a
-  decimal point go (``1,234.50`` -> ``1234.5``, ``12.0`` -> ``12``, ``-0`` -> ``0``);
+  decimal point go (``1,234.50`` -> ``1234.5``, ``12.0`` -> ``12``, ``-0`` -> ``0``); text
+  that is not a number as a whole gives its first number (``42 apples`` -> ``42``);
 - ``text``: whitespace collapsed, case folded, a trailing full stop dropped; a free-form
   answer therefore agrees only with the exact same normalised text.
 
@@ -42,6 +43,7 @@ _LETTER = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_FIRST_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
 class Answer(NamedTuple):
@@ -125,7 +127,8 @@ def normalise_answer(
     if kind == "letter":
         return _letter(text, letters)
     if kind == "number":
-        return _number(text)
+        found = _FIRST_NUMBER.search(text)
+        return _number(text) or (_number(found.group(0)) if found else None)
     if kind == "text":
         return _text(text)
     if len(text.strip("()[]*.: ")) == 1:

@@ -104,7 +104,8 @@ def _draw(axes: Any, report: Mapping[str, Any], title: str | None, baselines: Ba
     axes.set_xlabel("mean thinking tokens spent")
     axes.set_ylabel("accuracy")
     axes.set_title(
-        f"{title + ': ' if title else ''}n={report['n']}, spent ratio {report['spent_ratio']:.3f}"
+        f"{title + ': ' if title else ''}n={report['n']}, spent ratio {report['spent_ratio']:.3f}",
+        fontsize="medium",
     )
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left" if "online" in report else "lower right", fontsize="small")

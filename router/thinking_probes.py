@@ -217,8 +217,23 @@ class ThinkingProbes:
             letter = self._letter_distribution(answer, tokens)
             if letter is not None:
                 return Probe(answer, *letter)
-        confidence = math.exp(sum(t.logprob for t in tokens)) if tokens else 0.0
-        return Probe(answer, confidence, None)
+        return Probe(answer, self._answer_probability(answer, tokens), None)
+
+    def _answer_probability(self, answer: Answer | None, tokens: Sequence[TokenLogprob]) -> float:
+        """Probability of the greedy tokens up to where the answer is complete (what follows
+        the answer, e.g. an explanation, does not lower it)."""
+        if answer is None or not tokens:
+            return 0.0
+        cfg, text, total = self.config, "", 0.0
+        for token in tokens:
+            text += token.token
+            total += token.logprob
+            found = normalise_answer(
+                text, cfg.answer_kind, extract=cfg.answer_pattern, letters=cfg.letters
+            )
+            if found == answer:
+                break
+        return math.exp(total)
 
     def _letter_distribution(
         self, answer: Answer, tokens: Sequence[TokenLogprob]

@@ -41,6 +41,8 @@ _ONLINE_KEYS = {
         ("12.0", "number", Answer("number", "12")),
         ("$1,000", "number", Answer("number", "1000")),
         ("-0.00", "number", Answer("number", "0")),
+        ("42 apples, 3 pears", "number", Answer("number", "42")),
+        ("42 apples", "auto", Answer("text", "42 apples")),
         ("\\boxed{\\frac{1}{2}}", "auto", Answer("text", "\\frac{1}{2}")),
         ("  The  Moon. ", "text", Answer("text", "the moon")),
     ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +21,19 @@ import pytest
 
 from router._exceptions import ConfigError
 from router.cascade import CascadeRequest
-from router.engines.base import ChatMessage, GenerationRequest, Outcome
+from classifiers.answer_normalisation import Answer
+from router.config import ProbeConfig, ThinkingMarkers
+from router.engines.base import (
+    ChatMessage,
+    Completion,
+    GenerationRequest,
+    Outcome,
+    TokenLogprob,
+    TopLogprob,
+)
 from router.gateway.app import LocalGateway, build_local
 from router.sampling import SamplingParams
+from router.thinking_probes import ThinkingProbes
 from tests.configs import tiny_config
 from tests.servers import metric_samples, running_gateway
 
@@ -165,6 +176,23 @@ def test_a_client_who_leaves_cancels_the_probes(gateway: LocalGateway) -> None:
     asyncio.run(leave())
     assert len(engine.requests) == 1  # type: ignore[attr-defined]
     assert not _probes(gateway) and gateway.strong._in_flight == 0
+
+
+def test_a_letter_probe_reads_confidence_and_mass_from_the_top_logprobs() -> None:
+    probes = ThinkingProbes(ProbeConfig(letters="ABCD"), ThinkingMarkers())
+    top = [TopLogprob(" B", math.log(0.6)), TopLogprob(" C", math.log(0.2))]
+    top += [TopLogprob(" the", math.log(0.2))]
+    letter = TokenLogprob(" B", 7, math.log(0.6), top)
+    probe = probes.read_probe(Completion(text="B", logprobs=[letter]))
+    assert probe.answer == Answer("letter", "B")
+    assert probe.confidence == pytest.approx(0.75) and probe.mass == pytest.approx(0.8)
+    # a number: the probability of the tokens up to the complete answer, not what follows
+    tokens = [TokenLogprob(" 4", 1, math.log(0.9)), TokenLogprob("2", 2, math.log(0.5))]
+    tokens += [TokenLogprob(" because", 3, math.log(0.1))]
+    numbers = ThinkingProbes(ProbeConfig(answer_kind="number"), ThinkingMarkers())
+    probe = numbers.read_probe(Completion(text="42 because", logprobs=tokens))
+    assert probe.answer == Answer("number", "42") and probe.mass is None
+    assert probe.confidence == pytest.approx(0.9 * 0.5)
 
 
 def test_probe_settings_are_checked(tiny_qwen3_dir: Path) -> None:

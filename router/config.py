@@ -554,6 +554,18 @@ class LearningConfig(_Strict):
         60, ge=0, description="Most shadow answers started per minute by one gateway."
     )
     shadow_max_tokens: int = Field(256, ge=1, description="Most tokens of a shadow answer.")
+    shadow_max_in_flight: int = Field(
+        4,
+        ge=1,
+        description="vllm tiers: most shadow answers queued or running at once in one gateway "
+        "(beyond that they are skipped as busy).",
+    )
+    shadow_max_age_s: float = Field(
+        120.0,
+        gt=0,
+        description="vllm tiers: a shadow answer not finished this long after it was sent "
+        "(waiting behind client requests) is given up (outcome `expired`).",
+    )
     judge: Literal["strong", "small"] = Field(
         "strong", description="Tier that judges a pair of answers (default the strong tier)."
     )

@@ -48,6 +48,14 @@ class GenerationRequest:
     """Continue the last (assistant) message instead of opening a new turn (vLLM's
     ``continue_final_message``); no generation prompt and no new ``<think>`` is added, and
     only the continuation is returned."""
+    priority: int = 0
+    """vLLM's priority scheduling: a lower value is scheduled first. Client requests are 0;
+    background learning work (shadow answers) is `BACKGROUND_PRIORITY`, so it uses the
+    capacity clients leave. Engines without priority scheduling ignore it."""
+
+
+BACKGROUND_PRIORITY = 10
+"""`GenerationRequest.priority` of work no client waits for (shadow answers)."""
 
 
 @dataclass(frozen=True)

@@ -476,7 +476,9 @@ class VLLMEngine:
                 prompt, specs, vparams = self._prepare(request)
             except ThinkgateError as exc:
                 return exc
-            choices = await self._decode(prompt, specs, vparams, lambda _: None, cancelled)
+            choices = await self._decode(
+                prompt, specs, vparams, lambda _: None, cancelled, request.priority
+            )
             return GenerationResult(self._name, len(prompt.ids), choices)
 
         async def every() -> list[Outcome]:
@@ -490,17 +492,17 @@ class VLLMEngine:
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         self._require_loaded()
         prompt, specs, vparams = self._prepare(request)
-        return self._stream(prompt, specs, vparams)
+        return self._stream(prompt, specs, vparams, request.priority)
 
     def _stream(
-        self, prompt: RenderedPrompt, specs: list[RowSpec], vparams: Any
+        self, prompt: RenderedPrompt, specs: list[RowSpec], vparams: list[Any], priority: int
     ) -> Iterator[StreamEvent]:
         steps: queue.SimpleQueue[list[RowDelta] | BaseException | None] = queue.SimpleQueue()
         stop = threading.Event()
 
         async def run() -> None:
             try:
-                await self._decode(prompt, specs, vparams, steps.put, stop)
+                await self._decode(prompt, specs, vparams, steps.put, stop, priority)
             except BaseException as exc:  # handed to the consumer thread
                 steps.put(exc)
                 return

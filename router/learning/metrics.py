@@ -43,7 +43,7 @@ class LearningMetrics:
         self.shadow_calls = Counter(
             "thinkgate_learning_shadow_calls_total",
             "Shadow answers, by the tier asked and outcome (answered, skipped_busy, "
-            "skipped_rate, failed).",
+            "skipped_rate, expired, failed).",
             ["tier", "outcome"],
             registry=r,
         )
@@ -89,7 +89,7 @@ class LearningMetrics:
         for source in ("judge", "feedback"):
             self.labels_written.labels(source=source)
         for tier in ("small", "strong"):
-            for outcome in ("answered", "skipped_busy", "skipped_rate", "failed"):
+            for outcome in ("answered", "skipped_busy", "skipped_rate", "expired", "failed"):
                 self.shadow_calls.labels(tier=tier, outcome=outcome)
         for outcome in ("answered", "skipped_busy", "failed"):
             self.judge_calls.labels(outcome=outcome)

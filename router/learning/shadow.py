@@ -6,9 +6,18 @@ other tier answers the same request in the background, with the same sampling se
 (and thinking budget) it would have had when serving. Both directions are sampled (small-
 and strong-answered requests), so the labels do not just confirm the current router. A
 shadow call is never charged to the client's limits (it does not go through the gateway's
-rate limits or concurrency gate) and is skipped, not queued, when the other tier or the
-judge is busy: client traffic always goes first. The two answers are then judged
-(`router.learning.judge`) and one ``judge`` label is written.
+rate limits or concurrency gate), and client traffic always goes first:
+
+- vllm tiers schedule by priority: a shadow answer is sent at `BACKGROUND_PRIORITY`, so vLLM
+  runs it on the capacity client requests leave (a client request is scheduled before it);
+  it is bounded by count (``shadow_max_in_flight`` at once, ``shadow_max_per_minute``) and
+  by age (given up after ``shadow_max_age_s``: outcome ``expired``). The judge's next-token
+  reads are one prefill each and are not skipped either.
+- other engines cannot put client requests first, so there a shadow or judge call is
+  skipped, not queued, when the tier is busy (``skipped_busy``).
+
+The two answers are then judged (`router.learning.judge`) and one ``judge`` label is
+written.
 
 Example::
 
@@ -27,6 +36,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from router.cascade import Decision
+from router.engines.base import BACKGROUND_PRIORITY
 from router.learning.judge import Verdict, grade_pair, judge_pair
 
 if TYPE_CHECKING:
@@ -49,6 +59,17 @@ class ShadowSampler:
         self.rng = rng or random.Random()
         self._started: collections.deque[float] = collections.deque()
         self._warned = False
+        self._in_flight = 0
+
+    def _prioritised(self, tier: str) -> bool:
+        """Whether ``tier`` schedules client requests before background ones (vLLM)."""
+        config = self.loop.cascade.config
+        return (config.small if tier == "small" else config.strong).engine.kind == "vllm"
+
+    def _busy(self, tier: str) -> bool:
+        if self._prioritised(tier):
+            return self._in_flight >= self.loop.settings.shadow_max_in_flight
+        return tier_busy(self.loop.cascade.tiers[tier])
 
     def _rate_allows(self) -> bool:
         limit = self.loop.settings.shadow_max_per_minute
@@ -69,21 +90,24 @@ class ShadowSampler:
             return
         other = "strong" if record.decision.tier == "small" else "small"
         metrics = self.loop.metrics
-        tiers = self.loop.cascade.tiers
-        judge = tiers[settings.judge]
-        if tier_busy(tiers[other]) or tier_busy(judge):
+        if self._busy(other) or self._busy(settings.judge):
             metrics.shadow_calls.labels(tier=other, outcome="skipped_busy").inc()
             return
         if not self._rate_allows():
             metrics.shadow_calls.labels(tier=other, outcome="skipped_rate").inc()
             return
+        self._in_flight += 1
         try:
             await self._shadow(record, other)
+        except TimeoutError:
+            metrics.shadow_calls.labels(tier=other, outcome="expired").inc()
         except Exception as exc:  # a shadow never fails anything: count and go on
             metrics.shadow_calls.labels(tier=other, outcome="failed").inc()
             if not self._warned:
                 log.warning("shadow answer failed (%s: %s)", type(exc).__name__, exc)
                 self._warned = True
+        finally:
+            self._in_flight -= 1
 
     async def _shadow(self, record: DecisionRecord, other: str) -> None:
         loop, settings = self.loop, self.loop.settings
@@ -97,7 +121,14 @@ class ShadowSampler:
         params = dataclasses.replace(
             params, n=1, max_tokens=min(params.max_tokens, settings.shadow_max_tokens)
         )
-        result = await cascade.tiers[other].generate(request.generation_request(params))
+        sent = request.generation_request(params)
+        if self._prioritised(other):  # behind client requests, for at most shadow_max_age_s
+            sent = dataclasses.replace(sent, priority=BACKGROUND_PRIORITY)
+            result = await asyncio.wait_for(
+                cascade.tiers[other].generate(sent), settings.shadow_max_age_s
+            )
+        else:
+            result = await cascade.tiers[other].generate(sent)
         loop.metrics.shadow_calls.labels(tier=other, outcome="answered").inc()
         tokens = result.prompt_tokens + result.completion_tokens
         loop.metrics.learning_tokens.labels(purpose="shadow", tier=other).inc(tokens)
@@ -130,7 +161,7 @@ class ShadowSampler:
         loop = self.loop
         judge = loop.cascade.tiers[loop.settings.judge]
         metrics = loop.metrics
-        if tier_busy(judge):
+        if not self._prioritised(loop.settings.judge) and tier_busy(judge):
             metrics.judge_calls.labels(outcome="skipped_busy").inc()
             return None
         question = record.prompt

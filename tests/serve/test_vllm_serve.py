@@ -8,6 +8,7 @@ share this 2-core machine with the rest of the suite) and half a CPU per replica
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -27,10 +28,24 @@ DEPLOYMENT = {"num_cpus": 0.5, "timeout_s": 240}
 
 
 @pytest.fixture(scope="module")
-def config() -> ThinkgateConfig:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('vllm-serve') / 'learning.db'}"
+
+
+@pytest.fixture(scope="module")
+def config(database_url: str) -> ThinkgateConfig:
     tier = {"engine": ENGINE, "deployment": DEPLOYMENT}
+    # every answer is also shadowed by the other tier and judged: labels under load
+    learning = {
+        "database_url": database_url,
+        "shadow_rate": 1.0,
+        "shadow_max_tokens": 12,
+        "shadow_max_in_flight": 32,
+        "shadow_max_per_minute": 1000,
+    }
     return config_from_mapping(
-        {"small": tier, "strong": {**tier, "thinking": True}}, source="tests"
+        {"small": tier, "strong": {**tier, "thinking": True}, "learning": learning},
+        source="tests",
     )
 
 
@@ -106,3 +121,34 @@ def test_engine_state_is_on_the_gateways_metrics(base_url: str) -> None:
         assert 0.0 <= usage <= 1.0
         for state in ("running", "waiting"):
             assert metric_samples(base_url, "thinkgate_engine_requests", tier=tier, state=state)
+
+
+def test_shadow_answers_and_judge_calls_are_not_skipped_under_load(
+    base_url: str, database_url: str
+) -> None:
+    """vLLM tiers put client requests first (priority scheduling), so shadow answers and
+    judge calls are queued at background priority while the tiers are busy, not skipped."""
+    from router.learning.store import LearningStore
+
+    def call(i: int) -> httpx.Response:
+        body = {"model": "small", "messages": [{"role": "user", "content": f"Count to {i}."}]}
+        return httpx.post(
+            f"{base_url}/v1/chat/completions", json={**body, "max_tokens": 8}, timeout=240
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answered = [r for r in pool.map(call, range(8)) if r.status_code == 200]
+    assert len(answered) == 8
+    ids = {r.json()["id"] for r in answered}
+    store = LearningStore(database_url)
+    deadline = time.monotonic() + 300
+    labelled: set[str] = set()
+    while time.monotonic() < deadline and not ids <= labelled:
+        labelled = {str(label["request_id"]) for label in store.labels()}
+        time.sleep(1)
+    store.close()
+    assert ids <= labelled, f"{len(ids - labelled)} of 8 busy-time answers got no label"
+    [busy] = metric_samples(
+        base_url, "thinkgate_learning_shadow_calls_total", tier="strong", outcome="skipped_busy"
+    )
+    assert busy == 0

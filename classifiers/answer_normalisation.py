@@ -127,8 +127,8 @@ def normalise_answer(
     if kind == "letter":
         return _letter(text, letters)
     if kind == "number":
-        found = _FIRST_NUMBER.search(text)
-        return _number(text) or (_number(found.group(0)) if found else None)
+        first = _FIRST_NUMBER.search(text)
+        return _number(text) or (_number(first.group(0)) if first else None)
     if kind == "text":
         return _text(text)
     if len(text.strip("()[]*.: ")) == 1:

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from classifiers.answer_normalisation import Answer
 from router._exceptions import ConfigError
 from router.cascade import CascadeRequest
-from classifiers.answer_normalisation import Answer
 from router.config import ProbeConfig, ThinkingMarkers
 from router.engines.base import (
     ChatMessage,

@@ -419,6 +419,40 @@ def budget_panels() -> list[Panel]:
             ],
             unit="short",
         ),
+        Panel(
+            "Thinking stops/s by reason",
+            [
+                _q(
+                    f"sum by (reason) (rate(thinkgate_thinking_stops_total{{{NS}}}[{RI}]))",
+                    "{{reason}}",
+                )
+            ],
+            unit="ops",
+            stacked=True,
+            description="How strong-tier thinking ended: natural (the model closed it), "
+            "budget (cut at the cap) or probe (the answer probes agreed, budget.probe).",
+        ),
+        Panel(
+            "Answer probes/s",
+            [_q(f"sum(rate(thinkgate_thinking_probes_total{{{NS}}}[{RI}]))", "probes")],
+            unit="ops",
+            description="Side continuations asking for the answer so far, one every "
+            "budget.probe.interval thinking tokens.",
+        ),
+        Panel(
+            "Probe tokens/s",
+            [_q(f"sum(rate(thinkgate_thinking_probe_tokens_total{{{NS}}}[{RI}]))", "probe tokens")],
+            unit="short",
+            description="Tokens the probes decoded (never sent to clients); the prompt and "
+            "thinking they extend come from the prefix cache.",
+        ),
+        Panel(
+            "Thinking tokens saved/s by probes",
+            [_q(f"sum(rate(thinkgate_thinking_tokens_saved_total{{{NS}}}[{RI}]))", "saved")],
+            unit="short",
+            description="Thinking tokens left under the budget (the cap) when the probes "
+            "stopped early; compare with probe tokens/s for the net saving.",
+        ),
     ]
 
 

@@ -47,7 +47,6 @@ import torch
 from router._exceptions import (
     ConfigError,
     ContextLengthError,
-    InvalidRequestError,
     ThinkgateError,
 )
 from router.config import EngineConfig
@@ -58,13 +57,19 @@ from router.engines.base import (
     GenerationResult,
     Outcome,
     StreamEvent,
-    TokenLogprob,
     results_or_raise,
 )
-from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
+from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt
 from router.engines.embedded import is_embedded, resolve_embedded
 from router.engines.hf_decoding import RowDelta, RowSpec, cache_kwarg_of, decode_rows
 from router.engines.scheduler import DecodingOptions, StepScheduler, Ticket
+from router.engines.tokenized import (
+    eos_ids,
+    marker_ids,
+    render_messages,
+    single_token_ids,
+    stream_events,
+)
 
 logger = logging.getLogger("thinkgate.engines.transformers")
 
@@ -164,7 +169,7 @@ class TransformersEngine:
             tokenizer.pad_token = tokenizer.eos_token
         self._model, self._tokenizer = model, tokenizer
         self._context_length = self.config.context_length or self._model_context(model)
-        self._eos = self._eos_ids(model, tokenizer)
+        self._eos = eos_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
         self._skip, self._banned = self._marker_tokens(tokenizer)
         self._cache_kwarg = cache_kwarg_of(model)
         self._scheduler = StepScheduler(
@@ -202,26 +207,9 @@ class TransformersEngine:
         value = getattr(config, "max_position_embeddings", None)
         return int(value) if isinstance(value, int) and value > 0 else 2048
 
-    @staticmethod
-    def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
-        ids: set[int] = set()
-        for source in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
-            if isinstance(source, int):
-                ids.add(source)
-            elif isinstance(source, (list, tuple)):
-                ids.update(int(i) for i in source)
-        return frozenset(ids)
-
     def _marker_tokens(self, tokenizer: Any) -> tuple[frozenset[int], tuple[int, ...]]:
         """(special ids to drop from text, ids banned while thinking is off)."""
-        markers = self.config.thinking
-        marker_ids: set[int] = set()
-        for text in (markers.open, markers.close):
-            ids = tokenizer.encode(text, add_special_tokens=False)
-            if len(ids) == 1:
-                marker_ids.add(ids[0])
-        skip = frozenset(int(i) for i in tokenizer.all_special_ids) - marker_ids
-        opened = tokenizer.encode(markers.open, add_special_tokens=False)
+        skip, opened, _ = marker_ids(tokenizer, self.config)
         return skip, tuple(opened) if len(opened) == 1 else ()
 
     # -- health and counting -------------------------------------------------------------
@@ -238,15 +226,8 @@ class TransformersEngine:
         self, messages: Sequence[ChatMessage], *, thinking: bool, continue_final: bool = False
     ) -> RenderedPrompt:
         self._require_loaded()
-        if not messages:
-            raise InvalidRequestError("messages must not be empty", param="messages")
-        return render_prompt(
-            self._tokenizer,
-            messages,
-            thinking=thinking,
-            markers=self.config.thinking,
-            template=self.config.chat_template,
-            continue_final=continue_final,
+        return render_messages(
+            self._tokenizer, self.config, messages, thinking=thinking, continue_final=continue_final
         )
 
     def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int:
@@ -354,34 +335,18 @@ class TransformersEngine:
     def _stream(self, prompt: RenderedPrompt, specs: list[RowSpec]) -> Iterator[StreamEvent]:
         steps: queue.SimpleQueue[list[RowDelta]] = queue.SimpleQueue()
         ticket = self.scheduler.submit(specs, steps.put)
-        first = True
-        open_rows = len(specs)
-        # Logprobs of tokens whose text is held back (incomplete UTF-8, a possible stop or
-        # marker) ride on the row's next event.
-        pending: dict[int, list[TokenLogprob]] = {}
-        try:
+
+        def step_deltas() -> Iterator[list[RowDelta]]:
+            open_rows = len(specs)
             while open_rows:
                 deltas = steps.get()
                 if ticket.error is not None:
                     raise ticket.error
-                for delta in deltas:
-                    waiting = pending.setdefault(delta.row, [])
-                    waiting.extend(delta.logprobs)
-                    if not (delta.content or delta.reasoning or delta.completion or first):
-                        continue
-                    done = delta.completion
-                    open_rows -= done is not None
-                    yield StreamEvent(
-                        index=delta.row,
-                        content=delta.content,
-                        reasoning=delta.reasoning,
-                        logprobs=tuple(waiting),
-                        finish_reason=done.finish_reason if done else None,
-                        completion=done,
-                        prompt_tokens=len(prompt.ids) if first else None,
-                    )
-                    waiting.clear()
-                    first = False
+                open_rows -= sum(delta.completion is not None for delta in deltas)
+                yield deltas
+
+        try:
+            yield from stream_events(step_deltas(), len(prompt.ids))
         finally:
             ticket.cancel()  # the consumer left (or finished): free the rows at the next step
 
@@ -391,18 +356,7 @@ class TransformersEngine:
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
     ) -> dict[str, float]:
         prompt = self._render(messages, thinking=False)
-        wanted: dict[str, int] = {}
-        for token in tokens:
-            ids = self._tokenizer.encode(token, add_special_tokens=False)
-            if len(ids) != 1:
-                vocab_id = self._tokenizer.convert_tokens_to_ids(token)
-                if not isinstance(vocab_id, int) or vocab_id == self._tokenizer.unk_token_id:
-                    raise InvalidRequestError(
-                        f"{token!r} is not a single token of {self._name}'s vocabulary",
-                        param="tokens",
-                    )
-                ids = [vocab_id]
-            wanted[token] = int(ids[0])
+        wanted = single_token_ids(self._tokenizer, tokens, self._name)
         prefix = self._tokenizer.encode(assistant_prefix, add_special_tokens=False)
         ids = prompt.ids + list(prefix)
         if len(ids) >= self._context_length:

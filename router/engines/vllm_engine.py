@@ -49,7 +49,6 @@ from typing import Any, TypeVar
 from router._exceptions import (
     ConfigError,
     ContextLengthError,
-    InvalidRequestError,
     ThinkgateError,
 )
 from router.config import EngineConfig
@@ -64,9 +63,16 @@ from router.engines.base import (
     TopLogprob,
     results_or_raise,
 )
-from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt, render_prompt
+from router.engines.chat_template import FALLBACK_STOP, RenderedPrompt
 from router.engines.embedded import is_embedded, resolve_embedded
 from router.engines.hf_decoding import RowDelta, RowSpec, _Row
+from router.engines.tokenized import (
+    eos_ids,
+    marker_ids,
+    render_messages,
+    single_token_ids,
+    stream_events,
+)
 
 logger = logging.getLogger("thinkgate.engines.vllm")
 
@@ -99,16 +105,10 @@ def _eos_ids(source: str, tokenizer: Any) -> frozenset[int]:
     """End-of-sequence ids: the tokenizer's and the generation config's (as vLLM stops)."""
     from transformers import GenerationConfig
 
-    ids: set[int] = set()
-    sources: list[Any] = [tokenizer.eos_token_id]
+    generation: object = None
     with contextlib.suppress(OSError, ValueError):
-        sources.append(GenerationConfig.from_pretrained(source).eos_token_id)
-    for value in sources:
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(i) for i in value)
-    return frozenset(ids)
+        generation = GenerationConfig.from_pretrained(source).eos_token_id
+    return eos_ids(tokenizer.eos_token_id, generation)
 
 
 def vllm_available() -> bool:
@@ -238,11 +238,7 @@ class VLLMEngine:
             raise ConfigError(f"engine.model: vLLM cannot serve {source!r}: {exc}") from exc
         self._tokenizer = tokenizer
         self._context_length = int(llm.model_config.max_model_len)
-        markers = self.config.thinking
-        self._open_ids = list(tokenizer.encode(markers.open, add_special_tokens=False))
-        self._close_ids = list(tokenizer.encode(markers.close, add_special_tokens=False))
-        marker_ids = {ids[0] for ids in (self._open_ids, self._close_ids) if len(ids) == 1}
-        self._skip = frozenset(int(i) for i in tokenizer.all_special_ids) - marker_ids
+        self._skip, self._open_ids, self._close_ids = marker_ids(tokenizer, self.config)
         self._eos = _eos_ids(source, tokenizer)
         self._llm = llm
         logger.info("vLLM serves %s (%.1f s)", self._name, time.monotonic() - started)
@@ -270,15 +266,8 @@ class VLLMEngine:
         self, messages: Sequence[ChatMessage], *, thinking: bool, continue_final: bool = False
     ) -> RenderedPrompt:
         self._require_loaded()
-        if not messages:
-            raise InvalidRequestError("messages must not be empty", param="messages")
-        return render_prompt(
-            self._tokenizer,
-            messages,
-            thinking=thinking,
-            markers=self.config.thinking,
-            template=self.config.chat_template,
-            continue_final=continue_final,
+        return render_messages(
+            self._tokenizer, self.config, messages, thinking=thinking, continue_final=continue_final
         )
 
     def count_prompt_tokens(self, messages: Sequence[ChatMessage], *, thinking: bool) -> int:
@@ -510,32 +499,15 @@ class VLLMEngine:
 
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        first = True
-        pending: dict[int, list[TokenLogprob]] = {}
-        try:
-            while True:
-                item = steps.get()
-                if item is None:
-                    return
+
+        def step_deltas() -> Iterator[list[RowDelta]]:
+            while (item := steps.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                for delta in item:
-                    waiting = pending.setdefault(delta.row, [])
-                    waiting.extend(delta.logprobs)
-                    if not (delta.content or delta.reasoning or delta.completion or first):
-                        continue
-                    done = delta.completion
-                    yield StreamEvent(
-                        index=delta.row,
-                        content=delta.content,
-                        reasoning=delta.reasoning,
-                        logprobs=tuple(waiting),
-                        finish_reason=done.finish_reason if done else None,
-                        completion=done,
-                        prompt_tokens=len(prompt.ids) if first else None,
-                    )
-                    waiting.clear()
-                    first = False
+                yield item
+
+        try:
+            yield from stream_events(step_deltas(), len(prompt.ids))
         finally:
             stop.set()  # the consumer left (or finished): abort in vLLM at the next step
             with contextlib.suppress(Exception):
@@ -552,18 +524,7 @@ class VLLMEngine:
         from vllm.inputs import TokensPrompt
 
         prompt = self._render(messages, thinking=False)
-        wanted: dict[str, int] = {}
-        for token in tokens:
-            ids = self._tokenizer.encode(token, add_special_tokens=False)
-            if len(ids) != 1:
-                vocab_id = self._tokenizer.convert_tokens_to_ids(token)
-                if not isinstance(vocab_id, int) or vocab_id == self._tokenizer.unk_token_id:
-                    raise InvalidRequestError(
-                        f"{token!r} is not a single token of {self._name}'s vocabulary",
-                        param="tokens",
-                    )
-                ids = [vocab_id]
-            wanted[token] = int(ids[0])
+        wanted = single_token_ids(self._tokenizer, tokens, self._name)
         prefix = prompt.ids + list(
             self._tokenizer.encode(assistant_prefix, add_special_tokens=False)
         )

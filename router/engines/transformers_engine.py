@@ -25,7 +25,7 @@ Semantics worth knowing:
 
 Example::
 
-    engine = TransformersEngine(EngineConfig(model="path/to/model", device="cpu"))
+    engine = TransformersEngine(EngineConfig(kind="transformers", model="path/to/model"))
     engine.load()
     [result] = engine.generate([GenerationRequest([ChatMessage("user", "Hi")],
                                                   SamplingParams(max_tokens=16))])

@@ -131,7 +131,10 @@ class Cascade:
         self.policy = RoutingPolicy.from_config(config.routing, self.scorer)
         self.batcher = ScoreBatcher(self.scorer)
         self.policy.bind_metrics(metrics)
-        if config.routing.strong_share is not None:
+        control = self.policy.share_control
+        if control is not None:  # the target in force (also the default share)
+            metrics.strong_share_target.set(control.target)
+        elif config.routing.strong_share is not None:
             metrics.strong_share_target.set(config.routing.strong_share)
         metrics.precreate(scorer=config.escalation.scorer if config.escalation.enabled else None)
         self.budget = (

@@ -217,7 +217,6 @@ class TierConfig(_Strict):
         default_factory=DeploymentConfig, description="Ray Serve settings."
     )
 
-
     @model_validator(mode="after")
     def _gpus_for_tensor_parallel(self) -> TierConfig:
         shards = self.engine.tensor_parallel_size

@@ -76,6 +76,9 @@ from router.engines.tokenized import (
 
 logger = logging.getLogger("thinkgate.engines.vllm")
 
+# next-token scores: log-probabilities read in one step (vLLM's max_logprobs below)
+_SCORE_TOP = 20
+
 T = TypeVar("T")
 
 INSTALL_HINT = (
@@ -199,7 +202,7 @@ class VLLMEngine:
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             max_num_seqs=cfg.max_num_seqs,
-            max_logprobs=20,
+            max_logprobs=_SCORE_TOP,
             scheduling_policy="priority",
             reasoning_config=ReasoningConfig(
                 reasoning_start_str=markers.open, reasoning_end_str=markers.close
@@ -518,8 +521,10 @@ class VLLMEngine:
     def next_token_logprobs(
         self, messages: Sequence[ChatMessage], assistant_prefix: str, tokens: Sequence[str]
     ) -> dict[str, float]:
-        """One prefill per candidate token (``prompt_logprobs`` of the appended token); the
-        shared prefix comes from vLLM's prefix cache after the first."""
+        """One decoding step after the prefix (served from the prefix cache where it is
+        there) with the top `_SCORE_TOP` raw log-probabilities; a candidate outside them is
+        scored exactly by a prefill of the prefix + it (``prompt_logprobs`` of the appended
+        token, which bypasses the prefix cache: the slow path, rarely taken)."""
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -533,21 +538,35 @@ class VLLMEngine:
                 f"the prompt ({len(prefix)} tokens) exceeds the context length of {self._name}",
                 param="messages",
             )
-        params = VSamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
 
-        async def score(token_id: int) -> float:
+        async def last_output(ids: list[int], params: Any) -> Any:
             last: Any = None
-            request_id = f"tg-{next(_ids)}"
             async for output in self._llm.generate(
-                TokensPrompt(prompt_token_ids=[*prefix, token_id]), params, request_id
+                TokensPrompt(prompt_token_ids=ids), params, f"tg-{next(_ids)}"
             ):
                 last = output
+            return last
+
+        async def top_step() -> dict[int, float]:
+            params = VSamplingParams(
+                max_tokens=1, temperature=0.0, logprobs=_SCORE_TOP, detokenize=False
+            )
+            last = await last_output(prefix, params)
+            steps = last.outputs[0].logprobs if last is not None else None
+            return {int(k): float(v.logprob) for k, v in steps[0].items()} if steps else {}
+
+        async def appended(token_id: int) -> float:
+            params = VSamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+            last = await last_output([*prefix, token_id], params)
             entry = last.prompt_logprobs[-1] if last is not None else None
             logprob = entry.get(token_id) if entry else None
             return float(logprob.logprob) if logprob is not None else -math.inf
 
         async def every() -> list[float]:
-            return list(await asyncio.gather(*(score(i) for i in wanted.values())))
+            top = await top_step()
+            missing = [i for i in wanted.values() if i not in top]
+            exact = dict(zip(missing, await asyncio.gather(*map(appended, missing)), strict=True))
+            return [top[i] if i in top else exact[i] for i in wanted.values()]
 
         values = self._run(every())
         return {

@@ -161,10 +161,11 @@ def test_a_request_that_does_not_fit_fails_alone(engine: object) -> None:
 
 def test_a_cancelled_request_stops_in_vllm(engine: object) -> None:
     cancelled = threading.Event()
-    threading.Timer(1.0, cancelled.set).start()
+    threading.Timer(0.5, cancelled.set).start()
     started = time.monotonic()
-    request = GenerationRequest(QUESTION, SamplingParams(max_tokens=900, temperature=1.0))
-    assert engine.generate_each([request], cancelled=cancelled) == []  # type: ignore[attr-defined]
+    # thinking: the answer-only stop sequences cannot end it before the cancel
+    params = SamplingParams(max_tokens=900, temperature=1.0, thinking=True)
+    assert engine.generate_each([GenerationRequest(QUESTION, params)], cancelled=cancelled) == []  # type: ignore[attr-defined]
     assert time.monotonic() - started < 30
     assert _wait_idle(engine)["requests_running"] == 0
 

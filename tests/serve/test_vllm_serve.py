@@ -63,6 +63,38 @@ def test_ready_names_vllm_on_both_tiers(base_url: str) -> None:
     }
 
 
+def test_shadow_answers_and_judge_calls_are_not_skipped_under_load(
+    base_url: str, database_url: str
+) -> None:
+    """vLLM tiers put client requests first (priority scheduling), so shadow answers and
+    judge calls are queued at background priority while the tiers are busy, not skipped.
+    (First after /ready: the shadows of the later tests' answers queue behind these.)"""
+    from router.learning.store import LearningStore
+
+    def call(i: int) -> httpx.Response:
+        body = {"model": "small", "messages": [{"role": "user", "content": f"Count to {i}."}]}
+        return httpx.post(
+            f"{base_url}/v1/chat/completions", json={**body, "max_tokens": 8}, timeout=240
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answered = [r for r in pool.map(call, range(8)) if r.status_code == 200]
+    assert len(answered) == 8
+    ids = {r.json()["id"] for r in answered}
+    store = LearningStore(database_url)
+    deadline = time.monotonic() + 300
+    labelled: set[str] = set()
+    while time.monotonic() < deadline and not ids <= labelled:
+        labelled = {str(label["request_id"]) for label in store.labels()}
+        time.sleep(1)
+    store.close()
+    assert ids <= labelled, f"{len(ids - labelled)} of 8 busy-time answers got no label"
+    [busy] = metric_samples(
+        base_url, "thinkgate_learning_shadow_calls_total", tier="strong", outcome="skipped_busy"
+    )
+    assert busy == 0
+
+
 def test_openai_client_json_and_stream_with_a_thinking_budget(base_url: str) -> None:
     client = OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=240)
     raw = client.chat.completions.with_raw_response.create(
@@ -121,34 +153,3 @@ def test_engine_state_is_on_the_gateways_metrics(base_url: str) -> None:
         assert 0.0 <= usage <= 1.0
         for state in ("running", "waiting"):
             assert metric_samples(base_url, "thinkgate_engine_requests", tier=tier, state=state)
-
-
-def test_shadow_answers_and_judge_calls_are_not_skipped_under_load(
-    base_url: str, database_url: str
-) -> None:
-    """vLLM tiers put client requests first (priority scheduling), so shadow answers and
-    judge calls are queued at background priority while the tiers are busy, not skipped."""
-    from router.learning.store import LearningStore
-
-    def call(i: int) -> httpx.Response:
-        body = {"model": "small", "messages": [{"role": "user", "content": f"Count to {i}."}]}
-        return httpx.post(
-            f"{base_url}/v1/chat/completions", json={**body, "max_tokens": 8}, timeout=240
-        )
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answered = [r for r in pool.map(call, range(8)) if r.status_code == 200]
-    assert len(answered) == 8
-    ids = {r.json()["id"] for r in answered}
-    store = LearningStore(database_url)
-    deadline = time.monotonic() + 300
-    labelled: set[str] = set()
-    while time.monotonic() < deadline and not ids <= labelled:
-        labelled = {str(label["request_id"]) for label in store.labels()}
-        time.sleep(1)
-    store.close()
-    assert ids <= labelled, f"{len(ids - labelled)} of 8 busy-time answers got no label"
-    [busy] = metric_samples(
-        base_url, "thinkgate_learning_shadow_calls_total", tier="strong", outcome="skipped_busy"
-    )
-    assert busy == 0

@@ -18,6 +18,8 @@ from router._exceptions import InvalidRequestError
 MAX_N = 16
 MAX_STOP_SEQUENCES = 8
 MAX_TOP_LOGPROBS = 20
+# below this a temperature samples greedily (as vLLM does): logits / 1e-69 overflow
+GREEDY_BELOW = 1e-5
 
 
 @dataclass(frozen=True)
@@ -77,4 +79,6 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        """Temperature 0, or one so small that dividing the logits by it overflows (vLLM
+        treats temperatures below 1e-5 as greedy too)."""
+        return self.temperature < GREEDY_BELOW

@@ -25,9 +25,23 @@ def test_sampling_params_name_the_bad_value(kwargs: dict, param: str, text: str)
     assert text in info.value.message
 
 
-def test_greedy_is_temperature_zero() -> None:
+def test_greedy_is_temperature_zero_or_too_small_to_divide_by() -> None:
     assert SamplingParams(temperature=0).greedy
     assert not SamplingParams().greedy
+    # found by the OpenAPI fuzz: logits / 1.3e-69 overflowed and sampling failed (500)
+    assert SamplingParams(temperature=1.3272549647930127e-69).greedy
+    assert not SamplingParams(temperature=0.01).greedy
+
+
+def test_a_tiny_temperature_samples_like_greedy() -> None:
+    import torch
+
+    from router.engines.sampler import BatchSettings, sample
+
+    logits = torch.tensor([[0.5, 3.0, -1.0, 2.9]])
+    params = SamplingParams(temperature=1e-69, seed=1)
+    tokens = sample(logits, BatchSettings.of([params], logits.device), [torch.Generator()])
+    assert tokens.tolist() == [1]
 
 
 def test_request_accepts_content_parts_and_extensions() -> None:

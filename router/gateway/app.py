@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router._exceptions import RequestTooLargeError, ThinkgateError
 from router.cascade import Cascade
@@ -44,22 +44,46 @@ if TYPE_CHECKING:
 log = logging.getLogger("thinkgate.gateway")
 
 
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Rejects bodies over ``max_bytes`` with 413 before they are parsed."""
+class BodySizeLimit:
+    """Rejects bodies over ``max_bytes`` with 413 before they are parsed. Plain ASGI (not
+    Starlette's ``BaseHTTPMiddleware``, whose task group and streams cost every request
+    time): a declared ``content-length`` over the limit is refused at once; a POST/PUT/PATCH
+    body is read here (chunked ones too), counted, and handed on unchanged."""
 
-    def __init__(self, app: object, max_bytes: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        declared = request.headers.get("content-length")
-        too_big = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
-        if not too_big and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            too_big = len(body) > self.max_bytes
-        if too_big:
-            return error_response(RequestTooLargeError(self.max_bytes))
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(RequestTooLargeError(self.max_bytes))(scope, receive, send)
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":  # the client left while sending
+                break
+            size += len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if size > self.max_bytes:
+                await error_response(RequestTooLargeError(self.max_bytes))(scope, receive, send)
+                return
+        buffered = iter(messages)
+
+        async def replay() -> Message:
+            # the body as it came, then the client's own messages (a disconnect)
+            return next(buffered, None) or await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _counted(

@@ -32,12 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mixed_load import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def config_for(database: Path, shadow_rate: float, args: argparse.Namespace) -> Any:
@@ -138,7 +136,7 @@ async def phase(engine: Any, shadow_rate: float, args: argparse.Namespace) -> di
     # decision-log writer has had time to flush its last batch
     deadline = time.monotonic() + args.drain_s
     shadow = gateway.learning.shadow if gateway.learning is not None else None
-    while time.monotonic() < deadline and shadow is not None and shadow._in_flight:
+    while time.monotonic() < deadline and shadow is not None and shadow.in_flight:
         await asyncio.sleep(1.0)
     await asyncio.sleep(3.0)
     gateway.close()

@@ -61,6 +61,11 @@ class ShadowSampler:
         self._warned = False
         self._in_flight = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Shadow answers (with their judge calls) running now."""
+        return self._in_flight
+
     def _prioritised(self, tier: str) -> bool:
         """Whether ``tier`` schedules client requests before background ones (vLLM)."""
         config = self.loop.cascade.config
